@@ -1,0 +1,15 @@
+//! The leaklab reservation service: a monolith on MySQL and Redis whose hot read goes through an
+//! in-process LFU cache — the gcache port under study, selected with `--cache-mode`.
+
+pub mod cache_slot;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod page;
+pub mod repair;
+pub mod routes;
+pub mod seed;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,159 @@
+//! Command line and environment: every flag has an env fallback, and `--help` shows them all.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use leaklab_cache::Mode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "reservation-service",
+    version,
+    about = "The leaklab reservation API: a monolith on MySQL and Redis with an in-process LFU cache"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Fill the database with a realistic data set (Zipf-popular activities).
+    Seed(SeedArgs),
+    /// Apply the embedded migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter, in tracing's EnvFilter syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// MySQL URL, e.g. mysql://root@127.0.0.1:3306/leaklab.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Largest number of MySQL connections in the pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+    /// How long a request waits for a free MySQL connection before it gets a 503.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", value_parser = duration, default_value = "200ms")]
+    pub db_acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RedisArgs {
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key this service writes (lets several labs or tests share a Redis).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "leaklab:")]
+    pub redis_prefix: String,
+    /// Upper bound on one Redis round trip before reads fall back to MySQL.
+    #[arg(long, env = "REDIS_TIMEOUT", value_parser = duration, default_value = "50ms")]
+    pub redis_timeout: Duration,
+    /// Lifetime of Redis copies of counters and per-user state (bounds any staleness).
+    #[arg(long, env = "REDIS_HOT_TTL", value_parser = duration, default_value = "10m")]
+    pub redis_hot_ttl: Duration,
+    /// Lifetime of Redis copies of activity summaries.
+    #[arg(long, env = "REDIS_SUMMARY_TTL", value_parser = duration, default_value = "5m")]
+    pub redis_summary_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// In-process cache: `leaky` (gcache v0.0.1), `fixed` (v0.0.2) or `moka`.
+    #[arg(long, env = "CACHE_MODE", default_value = "leaky")]
+    pub cache_mode: Mode,
+    /// Largest number of activity summaries held in process.
+    #[arg(long, env = "CACHE_CAPACITY", default_value_t = 10_000)]
+    pub cache_capacity: usize,
+    /// Expiry of each cached summary.
+    #[arg(long, env = "CACHE_TTL", value_parser = duration, default_value = "60s")]
+    pub cache_ttl: Duration,
+    /// Period of the expiry sweep that walks the cache's frequency list; 0 turns it off.
+    #[arg(long, env = "CACHE_SWEEP_INTERVAL", value_parser = duration, default_value = "1s")]
+    pub cache_sweep_interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Do not apply the embedded migrations at start.
+    #[arg(long, env = "SKIP_MIGRATIONS")]
+    pub skip_migrations: bool,
+    /// Deadline of every request; past it the service answers 504 and stops the work.
+    #[arg(long, env = "REQUEST_QUOTA", value_parser = duration, default_value = "250ms")]
+    pub request_quota: Duration,
+    /// Requests served at once; more are shed at once with a 503.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Largest accepted request body.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
+    #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+    /// Related activities shown on each page.
+    #[arg(long, env = "RELATED_ACTIVITIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=50))]
+    pub related_activities: u32,
+    /// Bearer token of the admin routes (`/admin/...`); unset disables them.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Activities to create.
+    #[arg(long, default_value_t = 10_000)]
+    pub activities: u32,
+    /// Distinct users who reserve (user ids 1..=N).
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    /// Reservations per user on average.
+    #[arg(long, default_value_t = 3)]
+    pub reservations_per_user: u32,
+    /// Zipf exponent of activity popularity (larger: fewer, hotter activities).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Delete all activities and reservations first, so ids start at 1.
+    #[arg(long)]
+    pub reset: bool,
+}

@@ -1,0 +1,165 @@
+//! The hot read: what a client renders on every view of an activity.
+//!
+//! Activity summaries come through three layers — the in-process cache (the LFU under study),
+//! then Redis, then MySQL — and each page needs one summary for the activity and one per related
+//! activity, as a monolith's page handler does. The live counter and the user's own state come
+//! from Redis, falling back to MySQL when Redis misses or is away.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{ActivityRecord, ActivitySummary, UserReservation};
+use crate::error::AppError;
+use crate::startup::AppState;
+use crate::store::mysql;
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Memory,
+    Redis,
+    Mysql,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page {
+    pub activity: ActivityRecord,
+    pub reserved_count: u32,
+    pub user: PageUser,
+    pub related: Vec<ActivityRecord>,
+    /// Where each part came from: makes cache behaviour and Redis fallback visible.
+    pub sources: PageSources,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageUser {
+    pub user_id: u64,
+    pub reservation: UserReservation,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageSources {
+    pub activity: Source,
+    pub hot_state: Source,
+}
+
+pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Page, AppError> {
+    let (summary, activity_source) = summary(state, activity_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("activity {activity_id} does not exist")))?;
+    let related = futures::future::try_join_all(
+        summary
+            .related_ids
+            .iter()
+            .map(|&id| async move { summary_of(state, id).await }),
+    )
+    .await?
+    .into_iter()
+    .flatten()
+    .map(|s| s.activity.clone())
+    .collect();
+    let (reserved_count, reservation, hot_source) = hot_state(state, activity_id, user_id).await?;
+    Ok(Page {
+        activity: summary.activity.clone(),
+        reserved_count,
+        user: PageUser {
+            user_id,
+            reservation,
+        },
+        related,
+        sources: PageSources {
+            activity: activity_source,
+            hot_state: hot_source,
+        },
+    })
+}
+
+async fn summary_of(
+    state: &AppState,
+    activity_id: u64,
+) -> Result<Option<Arc<ActivitySummary>>, AppError> {
+    Ok(summary(state, activity_id).await?.map(|(s, _)| s))
+}
+
+/// Read-through: memory, then Redis, then MySQL; each lower layer fills the ones above it.
+async fn summary(
+    state: &AppState,
+    activity_id: u64,
+) -> Result<Option<(Arc<ActivitySummary>, Source)>, AppError> {
+    let cache = state.cache();
+    if let Some(hit) = cache.get(&activity_id).value {
+        return Ok(Some((hit, Source::Memory)));
+    }
+    match state.hot().summary(activity_id).await {
+        Ok(Some(summary)) => {
+            let summary = Arc::new(summary);
+            cache.set(activity_id, summary.clone());
+            return Ok(Some((summary, Source::Redis)));
+        }
+        Ok(None) => {}
+        Err(error) => tracing::debug!(%error, activity_id, "redis summary read failed"),
+    }
+    let Some(summary) =
+        mysql::activity_summary(state.db(), activity_id, state.settings().related_activities)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let summary = Arc::new(summary);
+    cache.set(activity_id, summary.clone());
+    let hot = state.hot_arc();
+    let copy = summary.clone();
+    // Filling Redis is not the reader's business: it must not add a round trip to the page.
+    tokio::spawn(async move {
+        if let Err(error) = hot.put_summary(&copy).await {
+            tracing::debug!(%error, "redis summary write failed");
+        }
+    });
+    Ok(Some((summary, Source::Mysql)))
+}
+
+async fn hot_state(
+    state: &AppState,
+    activity_id: u64,
+    user_id: u64,
+) -> Result<(u32, UserReservation, Source), AppError> {
+    let cached = match state.hot().hot_state(activity_id, user_id).await {
+        Ok(cached) => Some(cached),
+        Err(error) => {
+            tracing::debug!(%error, "redis hot state read failed; reading MySQL");
+            None
+        }
+    };
+    if let Some(crate::store::redis::HotState {
+        counter: Some(count),
+        user: Some(user),
+    }) = cached
+    {
+        return Ok((count, user, Source::Redis));
+    }
+    let redis_up = cached.is_some();
+    let from_db_counter = match cached.and_then(|c| c.counter) {
+        Some(count) => Err(count),
+        None => Ok(mysql::counter(state.db(), activity_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("activity {activity_id} does not exist")))?),
+    };
+    let from_db_user = match cached.and_then(|c| c.user) {
+        Some(user) => Err(user),
+        None => Ok(mysql::user_state(state.db(), activity_id, user_id).await?),
+    };
+    if redis_up {
+        // Read-repair of the parts Redis missed; versions keep it from undoing a newer write.
+        let hot = state.hot_arc();
+        let counter = from_db_counter.ok().map(|c| (activity_id, c));
+        let user = from_db_user.ok().map(|u| (activity_id, user_id, u));
+        tokio::spawn(async move {
+            let _ = hot.put(counter, user).await;
+        });
+    }
+    let count = from_db_counter.map_or_else(|cached| cached, |c| c.value);
+    let user = from_db_user.map_or_else(|cached| cached, |u| u.value);
+    Ok((count, user, Source::Mysql))
+}

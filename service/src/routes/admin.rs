@@ -1,0 +1,78 @@
+//! Admin routes: read the cache's figures and swap its implementation at runtime.
+//! Disabled (404) unless an admin token is configured; otherwise they need `Authorization: Bearer`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use leaklab_cache::{Mode, Stats};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use crate::error::{AppError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::startup::AppState;
+
+/// Proof that the request carried the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(expected) = state.settings().admin_token.as_deref() else {
+            return Err(AppError::NotFound(
+                "admin routes are disabled: no admin token is configured".into(),
+            ));
+        };
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time, so response timing does not reveal how much of a guess was right.
+        if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(AppError::Unauthorized)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSwap {
+    /// `leaky`, `fixed` or `moka`.
+    #[schema(value_type = String, example = "fixed")]
+    pub mode: Mode,
+}
+
+#[utoipa::path(get, path = "/admin/cache", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The in-process cache's figures", body = Object),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Admin routes disabled", body = ErrorBody),
+    ))]
+pub async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<Stats> {
+    Json(state.cache().stats())
+}
+
+#[utoipa::path(put, path = "/admin/cache", tag = "admin",
+    security(("bearer" = [])),
+    request_body = CacheSwap,
+    responses(
+        (status = 200, description = "A new, empty cache of that mode is in place", body = Object),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Admin routes disabled", body = ErrorBody),
+        (status = 422, description = "Unknown mode", body = ErrorBody),
+    ))]
+pub async fn swap_cache(
+    _: Admin,
+    State(state): State<AppState>,
+    JsonBody(swap): JsonBody<CacheSwap>,
+) -> Result<Json<Stats>, AppError> {
+    Ok(Json(state.swap_cache(swap.mode).stats()))
+}

@@ -1,0 +1,125 @@
+//! The router: API routes under the request quota and the concurrency limit, operational routes
+//! beside them, and one JSON error shape for everything, including unknown routes.
+
+mod activities;
+mod admin;
+mod health;
+mod reservations;
+
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{BoxError, Json, Router};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::AppError;
+use crate::startup::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "leaklab reservation API",
+        description = "Reserve upcoming activities. Every request runs under a quota (504 past it) \
+                       and a concurrency limit (503 when full)."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "activities"), (name = "reservations"), (name = "operations"), (name = "admin")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole application, ready to serve or to call with `oneshot` in tests.
+pub fn app(state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(activities::create))
+        .routes(routes!(activities::get_one))
+        .routes(routes!(activities::page))
+        .routes(routes!(
+            reservations::reserve,
+            reservations::cancel,
+            reservations::get_one
+        ))
+        .routes(routes!(reservations::list_for_user))
+        .split_for_parts();
+    let api = api.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+                layer_error(err, settings.request_quota)
+            }))
+            .timeout(settings.request_quota)
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight)),
+    );
+    // Operational routes stay outside the limit and the quota: probes must answer under load.
+    let (ops, ops_openapi) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(admin::cache_stats, admin::swap_cache))
+        .split_for_parts();
+    openapi.merge(ops_openapi);
+    let openapi = std::sync::Arc::new(openapi);
+    Router::new()
+        .merge(api)
+        .merge(ops)
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let openapi = openapi.clone();
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                AppError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+fn layer_error(err: BoxError, quota: Duration) -> AppError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        AppError::QuotaExceeded(quota.as_millis() as u64)
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        AppError::Overloaded
+    } else {
+        AppError::Internal(anyhow::anyhow!("middleware failed: {err}"))
+    }
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::Rejected {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: "method not allowed on this route".into(),
+    }
+}

@@ -1,0 +1,212 @@
+//! Builds the application from its configuration and runs it until shut down.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use leaklab_cache::Mode;
+use sqlx::MySqlPool;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache_slot::{ActivityCache, CacheSlot};
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::store::redis::{HotStore, RedisSettings};
+use crate::{cache_slot, repair, routes};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Settings the request path reads.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub request_quota: Duration,
+    pub max_in_flight: usize,
+    pub max_body_bytes: usize,
+    pub related_activities: u32,
+    pub admin_token: Option<String>,
+    pub cache: leaklab_cache::Config,
+    pub cache_sweep_interval: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let cache = leaklab_cache::Config {
+            mode: args.cache.cache_mode,
+            capacity: args.cache.cache_capacity,
+            ttl: Some(args.cache.cache_ttl),
+        };
+        cache.validate().context("invalid cache settings")?;
+        anyhow::ensure!(
+            !args.request_quota.is_zero(),
+            "--request-quota must be greater than zero"
+        );
+        anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+        Ok(Self {
+            request_quota: args.request_quota,
+            max_in_flight: args.max_in_flight,
+            max_body_bytes: args.max_body_bytes,
+            related_activities: args.related_activities,
+            admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+            cache,
+            cache_sweep_interval: args.cache.cache_sweep_interval,
+            shutdown_grace: args.shutdown_grace,
+        })
+    }
+}
+
+/// Shared by every request; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    db: MySqlPool,
+    hot: Arc<HotStore>,
+    cache: Arc<CacheSlot>,
+    settings: Settings,
+}
+
+impl AppState {
+    pub fn new(db: MySqlPool, hot: HotStore, settings: Settings) -> Self {
+        let cache = Arc::new(CacheSlot::new(settings.cache.clone()));
+        Self(Arc::new(Inner {
+            db,
+            hot: Arc::new(hot),
+            cache,
+            settings,
+        }))
+    }
+
+    pub fn db(&self) -> &MySqlPool {
+        &self.0.db
+    }
+
+    pub fn hot(&self) -> &HotStore {
+        &self.0.hot
+    }
+
+    pub fn hot_arc(&self) -> Arc<HotStore> {
+        self.0.hot.clone()
+    }
+
+    pub fn cache(&self) -> Arc<ActivityCache> {
+        self.0.cache.get()
+    }
+
+    pub fn swap_cache(&self, mode: Mode) -> Arc<ActivityCache> {
+        self.0.cache.swap(mode)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Starts the sweeper and the Redis repairer; they stop when `shutdown` is cancelled.
+    pub fn spawn_background(&self, shutdown: &CancellationToken) {
+        if !self.0.settings.cache_sweep_interval.is_zero() {
+            tokio::spawn(cache_slot::run_sweeper(
+                self.0.cache.clone(),
+                self.0.settings.cache_sweep_interval,
+                shutdown.clone(),
+            ));
+        }
+        tokio::spawn(repair::run(
+            self.hot_arc(),
+            Duration::from_millis(500),
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// A pool that connects lazily, so the service starts (and reports not-ready) while MySQL is
+/// down, and answers 503 quickly instead of hanging when it goes away.
+pub fn mysql_pool(args: &DatabaseArgs) -> anyhow::Result<MySqlPool> {
+    let options: MySqlConnectOptions = args
+        .database_url
+        .parse()
+        .context("DATABASE_URL is not a valid MySQL URL")?;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(args.db_max_connections)
+        .acquire_timeout(args.db_acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying migrations failed")
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains in-flight requests for up
+/// to the configured grace period.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let background = CancellationToken::new();
+    state.spawn_background(&background);
+    let grace = state.settings().shutdown_grace;
+    let app: Router = routes::app(state);
+    let drain_started = CancellationToken::new();
+    let drain_signal = drain_started.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        drain_signal.cancel();
+    });
+    let server = async move { server.await.context("server failed") };
+    let deadline = async move {
+        drain_started.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = server => result,
+        _ = deadline => {
+            tracing::warn!(?grace, "in-flight requests still running after the grace period");
+            Ok(())
+        }
+    };
+    background.cancel();
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+pub fn hot_store(args: &crate::config::RedisArgs) -> anyhow::Result<HotStore> {
+    HotStore::new(RedisSettings {
+        url: args.redis_url.clone(),
+        prefix: args.redis_prefix.clone(),
+        op_timeout: args.redis_timeout,
+        hot_ttl: args.redis_hot_ttl,
+        summary_ttl: args.redis_summary_ttl,
+    })
+    .context("REDIS_URL is not a valid Redis URL")
+}
