@@ -509,3 +509,8 @@ impl<K: Hash + Eq + Clone + std::fmt::Debug, V: Clone> InnerView<'_, K, V> {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

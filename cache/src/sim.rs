@@ -138,10 +138,13 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Report, SimError> {
             cache.set(key, key);
         }
         let done = i as u64 + 1;
-        if args.sweep_every.is_some_and(|n| done % n == 0) {
+        if args.sweep_every.is_some_and(|n| done.is_multiple_of(n)) {
             total_sweep_pause += cache.sweep().pause;
         }
-        if args.checkpoint_every.is_some_and(|n| done % n == 0) {
+        if args
+            .checkpoint_every
+            .is_some_and(|n| done.is_multiple_of(n))
+        {
             let stats = cache.stats();
             let line = Checkpoint {
                 checkpoint: done,
