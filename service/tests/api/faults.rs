@@ -1,0 +1,151 @@
+use std::time::Duration;
+
+use sqlx::MySqlPool;
+
+use crate::helpers::{AppOptions, FaultProxy, eventually, redis_addr, settings, spawn_app_with};
+
+#[sqlx::test(migrations = "../migrations")]
+async fn reads_fall_back_to_mysql_when_redis_is_unreachable(pool: MySqlPool) {
+    // Nothing listens on port 1: every Redis call fails at once.
+    let app = spawn_app_with(
+        pool,
+        AppOptions {
+            redis_url: "redis://127.0.0.1:1".into(),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "still serving: {ready}");
+    assert_eq!(ready["status"], "degraded");
+    assert_eq!(ready["redis"]["ok"], false);
+    assert_eq!(ready["mysql"]["ok"], true);
+
+    let id = app.create_activity(Some(2)).await;
+    assert_eq!(
+        app.put(&format!("/v1/activities/{id}/reservations/3"))
+            .await
+            .0,
+        201,
+        "writes need only MySQL"
+    );
+    let (status, page) = app
+        .get(&format!("/v1/activities/{id}/page?user_id=3"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["sources"]["hot_state"], "mysql");
+    assert_eq!(page["reserved_count"], 1);
+    assert_eq!(page["user"]["reservation"], "active");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn redis_coming_back_is_repaired_without_restart(pool: MySqlPool) {
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let app = spawn_app_with(
+        pool,
+        AppOptions {
+            redis_url: format!("redis://{}", proxy.addr),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let id = app.create_activity(None).await;
+    let page = format!("/v1/activities/{id}/page?user_id=4");
+    let (_, before) = app.get(&page).await;
+    assert_eq!(before["user"]["reservation"], "none");
+    // Let the read-repair of the first view land in Redis.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get(&page).await.1["sources"]["hot_state"] == "redis"
+        })
+        .await
+    );
+
+    proxy.cut();
+    let (status, _) = app
+        .put(&format!("/v1/activities/{id}/reservations/4"))
+        .await;
+    assert_eq!(status, 201, "the write is acknowledged by MySQL alone");
+    let (status, during) = app.get(&page).await;
+    assert_eq!(status, 200);
+    assert_eq!(during["sources"]["hot_state"], "mysql");
+    assert_eq!(during["user"]["reservation"], "active");
+    let (_, ready) = app.get("/readyz").await;
+    assert_eq!(ready["redis"]["ok"], false);
+
+    proxy.restore();
+    // Redis still holds the copy from before the write; the repair must replace it.
+    let repaired = eventually(Duration::from_secs(10), || async {
+        let (_, p) = app.get(&page).await;
+        p["sources"]["hot_state"] == "redis"
+            && p["user"]["reservation"] == "active"
+            && p["reserved_count"] == 1
+    })
+    .await;
+    assert!(repaired, "Redis serves the current state again");
+    let (_, ready) = app.get("/readyz").await;
+    assert_eq!(ready["status"], "ready");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn slow_dependency_is_cut_at_the_quota_with_504(pool: MySqlPool) {
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let mut settings = settings();
+    settings.request_quota = Duration::from_millis(100);
+    let app = spawn_app_with(
+        pool,
+        AppOptions {
+            settings,
+            redis_url: format!("redis://{}", proxy.addr),
+            // Longer than the quota, so the quota is what cuts the request.
+            redis_timeout: Duration::from_secs(2),
+        },
+    )
+    .await;
+    let id = app.create_activity(None).await;
+    app.get(&format!("/v1/activities/{id}/page?user_id=1"))
+        .await;
+    proxy.set_latency(Duration::from_millis(400));
+    let (status, error) = app
+        .get(&format!("/v1/activities/{id}/page?user_id=1"))
+        .await;
+    assert_eq!(status, 504, "{error}");
+    assert_eq!(error["error"]["code"], "quota_exceeded");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200, "probes are outside the quota");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn excess_concurrency_is_shed_with_503(pool: MySqlPool) {
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let mut settings = settings();
+    settings.max_in_flight = 1;
+    settings.request_quota = Duration::from_secs(5);
+    let app = spawn_app_with(
+        pool,
+        AppOptions {
+            settings,
+            redis_url: format!("redis://{}", proxy.addr),
+            redis_timeout: Duration::from_secs(1),
+        },
+    )
+    .await;
+    let id = app.create_activity(None).await;
+    // Each Redis round trip now takes ~400 ms: the page holds its slot for a while.
+    proxy.set_latency(Duration::from_millis(200));
+    let slow = {
+        let client = app.client.clone();
+        let url = app.url(&format!("/v1/activities/{id}/page?user_id=1"));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+    };
+    // Wait until the slow request holds the only slot.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, error) = app.get(&format!("/v1/activities/{id}")).await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(error["error"]["code"], "overloaded");
+    assert_eq!(
+        slow.await.unwrap(),
+        200,
+        "the admitted request still completes"
+    );
+}
