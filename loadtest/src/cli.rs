@@ -1,0 +1,252 @@
+//! Command line: parse, validate into a [`RunConfig`], run, print, write
+//! outputs and map the verdict to the exit status.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::flip::FlipConfig;
+use crate::progress::ProgressMode;
+use crate::recording::HIST_HIGH_US;
+use crate::schedule::{RatePolicy, Stage};
+use crate::workload::{Scenario, WorkloadConfig};
+use crate::{EXIT_USAGE, merge, report, run};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Open-model HTTP load generator with an availability verdict",
+    long_about = "Open-model HTTP load generator with an availability verdict.\n\n\
+Requests are sent at their scheduled times whatever the server does; latency is measured \
+from each request's intended send time, so a stalled server counts against every request \
+it delays. A request is good when it gets a non-5xx answer within the quota.\n\n\
+Exit status: 0 SLO met, 1 SLO missed, 2 usage or setup error, \
+3 inconclusive (the generator fell behind and dropped requests, or nothing was measured)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load a target and write summary.json, windows.csv, histograms.json, report.html.
+    Run(RunArgs),
+    /// Combine the output directories of several runs (e.g. several machines) into one report.
+    Merge(MergeArgs),
+}
+
+fn duration(s: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 250ms, 90s, 2m)"))
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Base URL of the service, plain http (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub target: String,
+    /// Requests per second. With --stages: the rate the first stage ramps from (default 0).
+    #[arg(long, required_unless_present = "stages")]
+    pub rate: Option<f64>,
+    /// Run length at --rate (e.g. 60s, 5m).
+    #[arg(long, value_parser = duration, required_unless_present = "stages", conflicts_with = "stages")]
+    pub duration: Option<Duration>,
+    /// Ramps DURATION:RATE,...; each ramps linearly from the previous rate, e.g. 30s:1000,2m:3000.
+    /// Repeat a rate to hold it (30s:1000,2m:1000).
+    #[arg(long, value_delimiter = ',')]
+    pub stages: Option<Vec<Stage>>,
+    /// Workload: page reads, reservations, or a mix (90 % page, 7 % reserve, 3 % cancel).
+    #[arg(long, value_enum, default_value_t = Scenario::Page)]
+    pub scenario: Scenario,
+    /// Client-side request quota: no complete answer by intended time + quota is a timeout.
+    #[arg(long, value_parser = duration, default_value = "250ms")]
+    pub quota: Duration,
+    /// Availability objective (good / all) the run is judged against.
+    #[arg(long, default_value_t = 0.999)]
+    pub slo: f64,
+    /// Connections, hence requests in flight at most.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Seed of the workload (request stream); trace ids stay random.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of activities in the service's seed data (ids 1..=N).
+    #[arg(long, default_value_t = 10_000)]
+    pub activities: u32,
+    /// Number of users in the service's seed data (ids 1..=M).
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u32,
+    /// Zipf exponent of activity popularity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Output directory (created if missing).
+    #[arg(long, default_value = "loadtest-out")]
+    pub out: PathBuf,
+    /// Jaeger UI base URL for trace links.
+    #[arg(long, default_value = "http://localhost:16686")]
+    pub jaeger_url: String,
+    /// Probability that a request's traceparent has the sampled flag set.
+    #[arg(long, default_value_t = 1.0)]
+    pub trace_sample: f64,
+    /// How many of the slowest requests' trace ids to keep.
+    #[arg(long, default_value_t = 20)]
+    pub trace_slowest: usize,
+    /// How many failed requests' trace ids to keep, per failure class.
+    #[arg(long, default_value_t = 20)]
+    pub trace_failed: usize,
+    /// Dispatching a request later than this after its intended time counts it as late.
+    #[arg(long, value_parser = duration, default_value = "10ms")]
+    pub lag_threshold: Duration,
+    /// Switch the service's cache mode at this offset (PUT /admin/cache).
+    #[arg(long, value_parser = duration)]
+    pub flip_at: Option<Duration>,
+    /// Cache mode to switch to at --flip-at.
+    #[arg(long, default_value = "fixed")]
+    pub flip_to: String,
+    /// Bearer token for /admin/cache (required by --flip-at).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Live display: bar on a terminal, plain lines every 5 s otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Output directories of `loadtest run`.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged outputs.
+    #[arg(long, default_value = "loadtest-merged")]
+    pub out: PathBuf,
+    /// Judge against this SLO instead of the first run's.
+    #[arg(long)]
+    pub slo: Option<f64>,
+}
+
+fn usage(msg: String) -> Error {
+    Error::Usage(msg)
+}
+
+impl RunArgs {
+    pub fn to_config(&self) -> Result<run::RunConfig> {
+        let policy = match (&self.stages, self.rate, self.duration) {
+            (Some(st), start, _) => RatePolicy::ramps(start.unwrap_or(0.0), st)?,
+            (None, Some(rate), Some(d)) => RatePolicy::constant(rate, d)?,
+            _ => return Err(usage("give --rate and --duration, or --stages".into())),
+        };
+        if !(self.slo > 0.0 && self.slo <= 1.0) {
+            return Err(usage(format!("--slo must be in (0, 1], got {}", self.slo)));
+        }
+        if !(0.0..=1.0).contains(&self.trace_sample) {
+            return Err(usage(format!(
+                "--trace-sample must be in [0, 1], got {}",
+                self.trace_sample
+            )));
+        }
+        if self.quota.is_zero() || self.quota.as_micros() >= HIST_HIGH_US as u128 {
+            return Err(usage("--quota must be > 0 and < 60s".into()));
+        }
+        if self.connections == 0 || self.connections > 100_000 {
+            return Err(usage("--connections must be in 1..=100000".into()));
+        }
+        let flip = match self.flip_at {
+            None => None,
+            Some(at) if at >= policy.duration() => {
+                return Err(usage(format!(
+                    "--flip-at {} is not before the end of the run ({})",
+                    humantime::format_duration(at),
+                    humantime::format_duration(policy.duration())
+                )));
+            }
+            Some(at) => Some(FlipConfig {
+                at,
+                to: self.flip_to.clone(),
+                token: self
+                    .admin_token
+                    .clone()
+                    .ok_or_else(|| usage("--flip-at needs --admin-token or ADMIN_TOKEN".into()))?,
+            }),
+        };
+        Ok(run::RunConfig {
+            target: self.target.clone(),
+            policy,
+            stages: self.stages.clone(),
+            workload: WorkloadConfig {
+                scenario: self.scenario,
+                activities: self.activities,
+                users: self.users,
+                zipf_exponent: self.zipf,
+                seed: self.seed,
+            },
+            quota: self.quota,
+            slo: self.slo,
+            connections: self.connections,
+            jaeger_url: self.jaeger_url.clone(),
+            trace_sample: self.trace_sample,
+            keep_slowest: self.trace_slowest,
+            keep_failed: self.trace_failed,
+            lag_threshold: self.lag_threshold,
+            flip,
+            admin_token: self.admin_token.clone(),
+            progress: self.progress,
+        })
+    }
+}
+
+async fn execute(cli: Cli) -> Result<u8> {
+    let (summary, recording, out) = match cli.command {
+        Command::Run(args) => {
+            let cfg = args.to_config()?;
+            // Fail on an unwritable directory before loading anything, not after.
+            std::fs::create_dir_all(&args.out).map_err(|source| Error::Write {
+                path: args.out.clone(),
+                source,
+            })?;
+            let r = run::run(&cfg).await?;
+            (r.summary, r.recording, args.out)
+        }
+        Command::Merge(args) => {
+            if let Some(slo) = args.slo
+                && !(slo > 0.0 && slo <= 1.0)
+            {
+                return Err(usage(format!("--slo must be in (0, 1], got {slo}")));
+            }
+            let m = merge::merge(&args.dirs, args.slo)?;
+            (m.summary, m.recording, args.out)
+        }
+    };
+    let files = report::write_all(&out, &summary, &recording)?;
+    print!("{}", report::text::summary_text(&summary));
+    for f in files {
+        println!("wrote {}", f.display());
+    }
+    Ok(summary.verdict.exit_code)
+}
+
+/// Parse `args` (including the program name), run, and return the exit status.
+/// Never panics on bad input: clap and validation errors print and give 2.
+pub async fn run_cli<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            e.exit_code()
+        }
+    }
+}
