@@ -397,9 +397,9 @@ pub fn report_html(s: &Summary) -> String {
 
     // The data behind the charts, for anyone who wants to re-plot offline.
     let data = serde_json::json!({ "windows_1s": s.windows_1s, "windows_10s": s.windows_10s });
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<script type=\"application/json\" id=\"loadtest-data\">{}</script></body></html>\n",
+        "<script type=\"application/json\" id=\"loadtest-data\">{}</script></body></html>",
         data.to_string().replace("</", "<\\/")
     );
     o

@@ -144,7 +144,7 @@ fn merge_aligns_windows_by_unix_time_and_adds_histograms() {
     report::write_all(&da, &build(&a, vec![run_info(T0, 6, 100.0)]), &a).unwrap();
     report::write_all(&db, &build(&b, vec![run_info(T0 + 3, 6, 100.0)]), &b).unwrap();
 
-    let m = merge::merge(&[da.clone(), db.clone()], None).unwrap();
+    let m = merge::merge(&[da, db], None).unwrap();
     let s = &m.summary;
     assert_eq!(s.runs.len(), 2);
     assert_eq!(s.windows_1s.len(), 9);
@@ -173,7 +173,7 @@ fn merge_aligns_windows_by_unix_time_and_adds_histograms() {
     assert_eq!(s.verdict.exit_code, EXIT_OK);
     // The merged outputs can themselves be merged (same format).
     report::write_all(&out, s, &m.recording).unwrap();
-    let again = merge::merge(&[out.clone()], Some(0.9999)).unwrap();
+    let again = merge::merge(std::slice::from_ref(&out), Some(0.9999)).unwrap();
     assert_eq!(again.summary.totals.counts, s.totals.counts);
     assert_eq!(again.summary.verdict.exit_code, EXIT_SLO_MISSED);
 }
