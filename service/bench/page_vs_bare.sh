@@ -23,7 +23,8 @@ PAGE_PATH="/v1/activities/1/page?user_id=1"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS $DB_NAME"
 cargo build --release -q -p reservation-service --bin reservation-service --example bare_page
-bin=target/release/reservation-service
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/release/reservation-service
 export DATABASE_URL="$DB_ROOT/$DB_NAME"
 
 "$bin" seed --activities 1000 --users 10000 --reset >/dev/null
@@ -36,7 +37,7 @@ body=$(mktemp)
 # Warm: the activity and its related ones in the in-process cache, the hot state in Redis.
 for _ in 1 2 3; do curl -fs "http://$SERVICE_ADDR$PAGE_PATH" -o "$body"; done
 grep -q '"activity":"memory"' "$body" || { echo "page not served from the warm cache" >&2; exit 1; }
-target/release/examples/bare_page "$body" "$BARE_ADDR" &
+"$target_dir/release/examples/bare_page" "$body" "$BARE_ADDR" &
 bare_pid=$!
 for _ in $(seq 50); do curl -fs "http://$BARE_ADDR$PAGE_PATH" >/dev/null && break; sleep 0.2; done
 
