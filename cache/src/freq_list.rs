@@ -1,14 +1,12 @@
 //! The frequency list: gcache's `freqList *list.List` of `*freqEntry`, as an index-linked list of
 //! individually boxed nodes.
 //!
-//! Every node is its own allocation (made in [`FreqList::new_node`]) and owns a `HashSet` whose
-//! table is allocated in [`grow_table`]; neither is ever shrunk, exactly like the Go entry and its
-//! map. That keeps the bytes a leaked node holds real, and puts the allocation sites of the leak in
+//! Every node is its own allocation (made in [`FreqList::new_node`]) and owns the storage of its
+//! item set, allocated in [`grow_items`]; neither is ever shrunk, like the Go entry and its map.
+//! That keeps the bytes a leaked node holds real, and puts the allocation sites of the leak in
 //! this file for heap profiles. Ids of unlinked nodes are recycled so a cache that unlinks nodes
 //! (v0.0.2) stays bounded.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::size_of;
 
 /// Index of a node in [`FreqList::nodes`].
@@ -18,29 +16,44 @@ pub(crate) type ItemId = u32;
 /// "No node": the end of the list.
 pub(crate) const NIL: NodeId = usize::MAX;
 
-/// Item ids are small dense integers; a multiply spreads them into the high bits hashbrown uses
-/// for its control bytes while the low bits (the bucket index) stay distinct. Zero-sized builder,
-/// so a node carries no per-set hasher state.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SlotHasher(u64);
-
-impl Hasher for SlotHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// The item set of one node: gcache's `map[*lfuItem]struct{}`.
+///
+/// An indexed set (a vector of ids; each item remembers its position) rather than a hash set,
+/// because eviction must take an *arbitrary* item the way Go's map iteration does (from a random
+/// start) and do it cheaply. With a hash table that costs a scan of the buckets: the head node's
+/// table grows to about `capacity` entries while the cache fills and then, under a Zipf load,
+/// holds only a handful of items, so every eviction scanned thousands of empty buckets — we
+/// measured fixed mode drop from ~10M to ~0.4M ops/s in `cache-sim` that way. Go's range over a
+/// sparse map walks its empty buckets too; we keep the semantics (a random item of the lowest
+/// node) and the leak (the storage of an emptied set is kept), not that scan.
+#[derive(Debug, Default)]
+pub(crate) struct ItemSet {
+    ids: Vec<ItemId>,
 }
 
-pub(crate) type ItemSet = HashSet<ItemId, BuildHasherDefault<SlotHasher>>;
+impl ItemSet {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ItemId> + '_ {
+        self.ids.iter().copied()
+    }
+
+    /// An arbitrary item chosen by `random`, as a Go map iteration from a random start gives.
+    pub fn pick(&self, random: usize) -> Option<ItemId> {
+        if self.ids.is_empty() {
+            None
+        } else {
+            Some(self.ids[random % self.ids.len()])
+        }
+    }
+}
 
 /// gcache's `freqEntry` plus its `list.Element` links.
 #[derive(Debug)]
@@ -49,9 +62,6 @@ pub(crate) struct Node {
     pub prev: NodeId,
     pub next: NodeId,
     pub items: ItemSet,
-    /// Full capacity of `items`' table as of its last growth. `HashSet::capacity` drops while the
-    /// table holds tombstones, so it cannot tell the allocation size by itself.
-    table_cap: usize,
 }
 
 #[derive(Debug)]
@@ -59,8 +69,8 @@ pub(crate) struct FreqList {
     nodes: Vec<Option<Box<Node>>>,
     free: Vec<NodeId>,
     live: usize,
-    /// Sum of the estimated table bytes of every live node's set.
-    table_bytes: usize,
+    /// Sum of the item-set storage of every live node, in bytes.
+    set_bytes: usize,
 }
 
 impl FreqList {
@@ -70,7 +80,7 @@ impl FreqList {
             nodes: vec![Some(Self::new_node(0))],
             free: Vec::new(),
             live: 1,
-            table_bytes: 0,
+            set_bytes: 0,
         }
     }
 
@@ -113,7 +123,6 @@ impl FreqList {
             prev: NIL,
             next: NIL,
             items: ItemSet::default(),
-            table_cap: 0,
         })
     }
 
@@ -141,7 +150,7 @@ impl FreqList {
         id
     }
 
-    /// `freqList.Remove(element)`: frees the node and its table, recycles the id.
+    /// `freqList.Remove(element)`: frees the node and its set, recycles the id.
     pub fn unlink(&mut self, id: NodeId) {
         debug_assert_ne!(id, self.head(), "the head node is never unlinked");
         let node = self.nodes[id]
@@ -153,32 +162,39 @@ impl FreqList {
         if node.next != NIL {
             self.node_mut(node.next).prev = node.prev;
         }
-        self.table_bytes -= set_table_bytes(node.table_cap);
+        self.set_bytes -= set_bytes(&node.items);
         self.free.push(id);
         self.live -= 1;
     }
 
-    pub fn insert_item(&mut self, id: NodeId, item: ItemId) {
+    /// Adds `item` to the node and returns its position there, which the item must remember
+    /// for [`FreqList::remove_at`].
+    pub fn insert_item(&mut self, id: NodeId, item: ItemId) -> u32 {
         let node = self.nodes[id]
             .as_deref_mut()
             .expect("freq node id refers to a live node");
-        if node.items.len() == node.items.capacity() {
-            grow_table(node, &mut self.table_bytes);
+        if node.items.ids.len() == node.items.ids.capacity() {
+            grow_items(&mut node.items, &mut self.set_bytes);
         }
-        node.items.insert(item);
+        node.items.ids.push(item);
+        // Positions are below the item count, which MAX_CAPACITY keeps within u32.
+        (node.items.ids.len() - 1) as u32
     }
 
-    /// Like `delete(entry.items, item)`: the table keeps its size.
-    pub fn remove_item(&mut self, id: NodeId, item: ItemId) -> bool {
-        self.node_mut(id).items.remove(&item)
+    /// Like `delete(entry.items, item)`: removes the item at `pos`, keeping the storage. Returns
+    /// the item moved into `pos` to fill the hole, whose remembered position must be updated.
+    pub fn remove_at(&mut self, id: NodeId, pos: u32) -> Option<ItemId> {
+        let ids = &mut self.node_mut(id).items.ids;
+        ids.swap_remove(pos as usize);
+        ids.get(pos as usize).copied()
     }
 
-    /// Estimated bytes held by the list: node boxes, their set tables and the id vectors.
+    /// Estimated bytes held by the list: node boxes, their set storage and the id vectors.
     pub fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<Option<Box<Node>>>()
             + self.free.capacity() * size_of::<NodeId>()
             + self.live * size_of::<Node>()
-            + self.table_bytes
+            + self.set_bytes
     }
 
     /// Node ids from the head in list order (tests and invariant checks).
@@ -194,24 +210,31 @@ impl FreqList {
     }
 }
 
-/// Every allocation of a node's item table happens here (out of line, so heap profiles of the
-/// leak name it). Called only when the set has no room left, i.e. exactly when `insert` would
-/// otherwise rehash or grow; `reserve` does that now and we record the new size.
+/// Every allocation of a node's item storage happens here (out of line, so heap profiles of the
+/// leak name it): called only when the set is full, i.e. exactly when `push` would reallocate.
 #[cold]
 #[inline(never)]
-fn grow_table(node: &mut Node, table_bytes: &mut usize) {
-    node.items.reserve(1);
-    let cap = node.items.capacity().max(node.table_cap);
-    *table_bytes = *table_bytes - set_table_bytes(node.table_cap) + set_table_bytes(cap);
-    node.table_cap = cap;
+fn grow_items(items: &mut ItemSet, total: &mut usize) {
+    let before = set_bytes(items);
+    if items.ids.capacity() == 0 {
+        // A Go map's first bucket holds 8 entries; start the same size so a leaked node holds
+        // about what it would in Go beyond the node itself.
+        items.ids.reserve_exact(GO_BUCKET_SLOTS);
+    } else {
+        items.ids.reserve(1);
+    }
+    *total = *total - before + set_bytes(items);
 }
 
-fn set_table_bytes(capacity: usize) -> usize {
-    hash_table_bytes(capacity, size_of::<ItemId>())
+/// `bucketCnt` in Go's runtime map.
+const GO_BUCKET_SLOTS: usize = 8;
+
+fn set_bytes(items: &ItemSet) -> usize {
+    items.ids.capacity() * size_of::<ItemId>()
 }
 
-/// Bytes of a hashbrown (std `HashMap`/`HashSet`) table of full `capacity` with `slot` bytes per
-/// element: buckets of data, one control byte per bucket plus one SIMD group. Mirrors hashbrown's
+/// Bytes of a hashbrown (std `HashMap`) table of full `capacity` with `slot` bytes per element:
+/// buckets of data, one control byte per bucket plus one SIMD group. Mirrors hashbrown's
 /// `capacity_to_buckets` (4 buckets up to 3 items, 8 up to 7, then 8/7 rounded to a power of two).
 pub(crate) fn hash_table_bytes(capacity: usize, slot: usize) -> usize {
     if capacity == 0 {
@@ -248,21 +271,33 @@ mod tests {
     }
 
     #[test]
-    fn emptied_set_keeps_its_table_bytes_until_unlinked() {
+    fn emptied_set_keeps_its_storage_until_unlinked() {
         let mut l = FreqList::new();
         let a = l.push_after(l.head(), 1);
         let before = l.heap_bytes();
-        l.insert_item(a, 7);
+        assert_eq!(l.insert_item(a, 7), 0);
         let grown = l.heap_bytes();
         assert!(grown > before);
-        l.remove_item(a, 7);
+        assert_eq!(l.remove_at(a, 0), None);
         assert_eq!(
             l.heap_bytes(),
             grown,
             "emptying does not shrink, like a Go map"
         );
         l.unlink(a);
-        assert_eq!(l.table_bytes, 0);
+        assert_eq!(l.set_bytes, 0);
+    }
+
+    #[test]
+    fn remove_at_reports_the_moved_item() {
+        let mut l = FreqList::new();
+        let h = l.head();
+        for item in 10..13 {
+            l.insert_item(h, item);
+        }
+        assert_eq!(l.remove_at(h, 0), Some(12), "last item fills the hole");
+        assert_eq!(l.node(h).items.iter().collect::<Vec<_>>(), vec![12, 11]);
+        assert_eq!(l.remove_at(h, 1), None);
     }
 
     #[test]
@@ -271,8 +306,5 @@ mod tests {
         assert_eq!(hash_table_bytes(3, 4), 16 + 4 + 16);
         assert_eq!(hash_table_bytes(7, 4), 32 + 8 + 16);
         assert_eq!(hash_table_bytes(14, 4), 64 + 16 + 16);
-        let mut s = ItemSet::default();
-        s.insert(1);
-        assert_eq!(s.capacity(), 3);
     }
 }

@@ -40,12 +40,13 @@ impl LfuVersion {
     }
 }
 
-/// gcache's `lfuItem`; `node` is its `freqElement`.
+/// gcache's `lfuItem`; `node` is its `freqElement`, `pos` its place in that node's set.
 #[derive(Debug)]
 struct Item<K, V> {
     key: K,
     value: V,
     node: NodeId,
+    pos: u32,
     expires_at: Option<Instant>,
 }
 
@@ -117,6 +118,9 @@ struct Inner<K, V> {
     figures: Figures,
     /// Reused by `sweep` to collect one node's expired items without allocating each time.
     sweep_buf: Vec<ItemId>,
+    /// xorshift64 state for eviction's choice within a node (Go randomizes map iteration). A
+    /// fixed seed keeps replays and tests reproducible.
+    rng: u64,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
@@ -135,6 +139,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
             list: FreqList::new(),
             figures: Figures::default(),
             sweep_buf: Vec::new(),
+            rng: 0x2545_F491_4F6C_DD1D,
         };
         inner.refresh_gauges();
         inner
@@ -179,9 +184,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
             key: key.clone(),
             value,
             node: head,
+            pos: 0,
             expires_at,
         });
-        self.list.insert_item(head, id);
+        self.attach(id, head);
         self.items.insert(key, id);
         (evicted, walked)
     }
@@ -199,7 +205,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
     /// `increment`: move a hit item to a later frequency node.
     fn increment(&mut self, id: ItemId) {
         let current = self.slab.get(id).node;
-        self.list.remove_item(current, id);
+        self.detach(id);
         let next_freq = self.list.node(current).freq + 1;
         let next = self.list.node(current).next;
         let target = match self.version {
@@ -234,15 +240,14 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
                 }
             }
         };
-        self.list.insert_item(target, id);
-        self.slab.get_mut(id).node = target;
+        self.attach(id, target);
     }
 
     /// `removeItem`: used by remove, eviction, lazy expiry and the sweep.
     fn remove_item(&mut self, id: ItemId) -> Item<K, V> {
+        self.detach(id);
         let item = self.slab.take(id);
         self.items.remove(&item.key);
-        self.list.remove_item(item.node, id);
         match self.version {
             // v0.0.1 lfu.go: the node stays, however empty.
             LfuVersion::V0_0_1 => {}
@@ -256,6 +261,24 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
         item
     }
 
+    /// Puts the item into `node`'s set (`entry.items[item] = struct{}{}`).
+    fn attach(&mut self, id: ItemId, node: NodeId) {
+        let pos = self.list.insert_item(node, id);
+        let item = self.slab.get_mut(id);
+        item.node = node;
+        item.pos = pos;
+    }
+
+    /// Takes the item out of its node's set (`delete(entry.items, item)`); the item that fills
+    /// its place learns its new position.
+    fn detach(&mut self, id: ItemId) {
+        let item = self.slab.get(id);
+        let pos = item.pos;
+        if let Some(moved) = self.list.remove_at(item.node, pos) {
+            self.slab.get_mut(moved).pos = pos;
+        }
+    }
+
     /// `evict(1)`: from the head, remove one item of the first non-empty node. Returns
     /// (items evicted, nodes walked).
     fn evict_one(&mut self) -> (usize, usize) {
@@ -263,8 +286,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
         let mut walked = 0;
         while cur != NIL {
             walked += 1;
+            let random = self.next_random();
             let node = self.list.node(cur);
-            if let Some(&id) = node.items.iter().next() {
+            if let Some(id) = node.items.pick(random) {
                 self.remove_item(id);
                 self.figures.evictions += 1;
                 return (1, walked);
@@ -272,6 +296,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
             cur = node.next;
         }
         (0, walked)
+    }
+
+    fn next_random(&mut self) -> usize {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x as usize
     }
 
     /// The reclaim walk: every node from the head, every item in it.
@@ -289,7 +322,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
             buf.extend(
                 node.items
                     .iter()
-                    .copied()
                     .filter(|&id| self.slab.get(id).is_expired(now)),
             );
             for &id in &buf {
@@ -460,7 +492,7 @@ impl<K: Hash + Eq + Clone + std::fmt::Debug, V: Clone> InnerView<'_, K, V> {
                 let keys = node
                     .items
                     .iter()
-                    .map(|&id| inner.slab.get(id).key.clone())
+                    .map(|id| inner.slab.get(id).key.clone())
                     .collect();
                 (node.freq, keys)
             })
@@ -481,9 +513,14 @@ impl<K: Hash + Eq + Clone + std::fmt::Debug, V: Clone> InnerView<'_, K, V> {
             if i > 0 {
                 assert!(node.freq > inner.list.node(prev).freq, "freqs increase");
             }
-            for &id in &node.items {
+            for id in node.items.iter() {
                 let item = inner.slab.get(id);
                 assert_eq!(item.node, n, "item points back at its node");
+                assert_eq!(
+                    node.items.iter().nth(item.pos as usize),
+                    Some(id),
+                    "position"
+                );
                 assert_eq!(inner.items.get(&item.key), Some(&id), "map agrees");
             }
             in_nodes += node.items.len();

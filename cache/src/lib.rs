@@ -48,10 +48,12 @@
 //! ## Memory layout of the port
 //! Items live in a slab indexed by `u32` (the Go `*lfuItem`); the key map holds slab indices.
 //! Each frequency node is its own heap allocation (`Box<Node>` made in
-//! `freq_list::FreqList::new_node`) owning a `std::collections::HashSet` of item indices whose
-//! table is allocated in `freq_list::grow_table` — so a heap profile of a leaky cache points at
-//! those two functions. Like a Go map, a `HashSet` never gives its table back when emptied, so a
-//! leaked node keeps its bytes. Freed node slots are reused, so fixed mode stays bounded.
+//! `freq_list::FreqList::new_node`) owning the set of its item indices, whose storage is
+//! allocated in `freq_list::grow_items` — so a heap profile of a leaky cache points at those two
+//! functions. Like a Go map, that storage is never shrunk when the set empties, so a leaked node
+//! keeps its bytes. The set is an indexed vector rather than a hash set so that eviction can take
+//! an arbitrary item in O(1), as Go's randomized map iteration does (see `freq_list::ItemSet`
+//! for why a hash table made that a scan of thousands of empty buckets). Freed node slots are reused, so fixed mode stays bounded.
 //!
 //! ## Upstream citations
 //! - v0.0.1: `github.com/bluele/gcache` tag v0.0.1, `lfu.go` (`increment`, `removeItem`, `evict`).
