@@ -17,6 +17,8 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +49,102 @@ pub struct LogArgs {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// OpenTelemetry tracing, configured by the standard `OTEL_*` variables (each has a flag too).
+///
+/// Export is off unless an endpoint is given: spans are then still made, so responses and log
+/// lines carry trace ids and incoming `traceparent`s are continued, but nothing leaves the process.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetryArgs {
+    /// OTLP collector base URL, e.g. http://127.0.0.1:4317 (gRPC) or http://127.0.0.1:4318
+    /// (HTTP; `/v1/traces` is appended). Unset: traces are not exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: `grpc` or `http/protobuf`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_enum, default_value_t = OtlpProtocol::Grpc, global = true)]
+    pub otlp_protocol: OtlpProtocol,
+    /// Upper bound on one export call; a slow collector costs the export thread this much, never
+    /// a request.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TIMEOUT", value_parser = millis, default_value = "5000", global = true)]
+    pub otlp_timeout_ms: Duration,
+    /// `service.name` of every span.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "reservation-service",
+        global = true
+    )]
+    pub otel_service_name: String,
+    /// More resource attributes, `key=value,key=value`.
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", global = true)]
+    pub otel_resource_attributes: Option<String>,
+    /// Sampler: `parentbased_traceidratio` (default), `parentbased_always_on`,
+    /// `parentbased_always_off`, `traceidratio`, `always_on` or `always_off`.
+    #[arg(long, env = "OTEL_TRACES_SAMPLER", value_enum, default_value_t = SamplerKind::ParentbasedTraceidratio, global = true)]
+    pub otel_traces_sampler: SamplerKind,
+    /// Ratio of root traces sampled by the `*traceidratio` samplers. 1.0 by default: a collector
+    /// that tail-samples (deploy/jaeger/config.yaml) must see every trace to keep the slow ones.
+    #[arg(
+        long,
+        env = "OTEL_TRACES_SAMPLER_ARG",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub otel_traces_sampler_arg: f64,
+    /// Spans waiting for export; past it new spans are dropped (and counted), never waited for.
+    #[arg(
+        long,
+        env = "OTEL_BSP_MAX_QUEUE_SIZE",
+        default_value_t = 2048,
+        global = true
+    )]
+    pub otel_bsp_max_queue_size: usize,
+    /// Delay between two batch exports, in milliseconds.
+    #[arg(long, env = "OTEL_BSP_SCHEDULE_DELAY", value_parser = millis, default_value = "5000", global = true)]
+    pub otel_bsp_schedule_delay_ms: Duration,
+    /// Turns OpenTelemetry off entirely: no spans, no trace ids in logs or responses.
+    #[arg(long, env = "OTEL_SDK_DISABLED", global = true)]
+    pub otel_sdk_disabled: bool,
+}
+
+fn millis(s: &str) -> Result<Duration, std::num::ParseIntError> {
+    s.parse().map(Duration::from_millis)
+}
+
+impl Default for TelemetryArgs {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            otlp_timeout_ms: Duration::from_secs(5),
+            otel_service_name: "reservation-service".into(),
+            otel_resource_attributes: None,
+            otel_traces_sampler: SamplerKind::ParentbasedTraceidratio,
+            otel_traces_sampler_arg: 1.0,
+            otel_bsp_max_queue_size: 2048,
+            otel_bsp_schedule_delay_ms: Duration::from_secs(5),
+            otel_sdk_disabled: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OtlpProtocol {
+    Grpc,
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SamplerKind {
+    AlwaysOn,
+    AlwaysOff,
+    Traceidratio,
+    ParentbasedAlwaysOn,
+    ParentbasedAlwaysOff,
+    ParentbasedTraceidratio,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,8 +7,9 @@ use reservation_service::{seed, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log)?;
-    match cli.command {
+    // Held to the end of main: dropping it flushes the spans still queued.
+    let telemetry = telemetry::init(&cli.log, &cli.telemetry)?;
+    let result = match cli.command {
         Command::Serve(args) => {
             let settings = Settings::from_args(&args)?;
             let pool = startup::mysql_pool(&args.database)?;
@@ -44,5 +45,7 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-    }
+    };
+    telemetry.shutdown();
+    result
 }

@@ -1,20 +1,430 @@
-//! Logging set-up. The subscriber is composed here and nowhere else.
+//! Logs and traces. The subscriber is composed here and nowhere else.
+//!
+//! Traces go through `tracing` spans, which the `tracing-opentelemetry` layer turns into
+//! OpenTelemetry spans, which a batch processor exports over OTLP (gRPC by default, or
+//! HTTP/protobuf). The request path never waits on the collector: a finished span is pushed
+//! onto a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`) that a dedicated exporter thread drains every
+//! `OTEL_BSP_SCHEDULE_DELAY`; when the queue is full the span is dropped on the spot, and an
+//! export that fails (collector down, or slower than `OTEL_EXPORTER_OTLP_TIMEOUT`) loses its batch.
+//! Both losses are counted in [`ExportStats`] and reported at shutdown.
+//!
+//! Without an endpoint the OpenTelemetry layer still runs, with no exporter: incoming
+//! `traceparent`s are continued and responses and JSON log lines carry trace ids, so logs of a
+//! load test can be joined with its requests; only `OTEL_SDK_DISABLED=true` removes the layer.
 
-use tracing_subscriber::EnvFilter;
+pub mod http;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
+    SpanExporter, SpanProcessor,
+};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{FmtSpan, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, filter::Targets};
 
-use crate::config::{LogArgs, LogFormat};
+use crate::config::{LogArgs, LogFormat, OtlpProtocol, SamplerKind, TelemetryArgs};
 
-pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&args.log_filter)
-        .map_err(|e| anyhow::anyhow!("invalid log filter {:?}: {e}", args.log_filter))?;
-    let registry = tracing_subscriber::registry().with(filter);
-    match args.log_format {
-        LogFormat::Human => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
-            .try_init()?,
+/// Spans of this crate reach OpenTelemetry; those of dependencies (hyper, h2, tonic, sqlx...)
+/// do not, which also keeps the exporter's own work out of the traces it exports.
+const TRACED_TARGET: &str = "reservation_service";
+
+/// Installs the global subscriber. Keep the returned guard alive; dropping it (or calling
+/// [`Telemetry::shutdown`]) flushes the spans still queued.
+pub fn init(log: &LogArgs, telemetry: &TelemetryArgs) -> anyhow::Result<Telemetry> {
+    let tracing = Tracing::new(telemetry)?;
+    subscriber(log, tracing.as_ref())?.try_init()?;
+    Ok(Telemetry { tracing })
+}
+
+/// The subscriber of the service: logs filtered by `log.log_filter`, plus the OpenTelemetry
+/// layer when `tracing` is given. Tests compose one around their own provider.
+pub fn subscriber(
+    log: &LogArgs,
+    tracing: Option<&Tracing>,
+) -> anyhow::Result<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>> {
+    let filter = EnvFilter::try_new(&log.log_filter)
+        .map_err(|e| anyhow::anyhow!("invalid log filter {:?}: {e}", log.log_filter))?;
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(2);
+    layers.push(match log.log_format {
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_span_events(FmtSpan::NONE)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .event_format(WithTraceIds(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+            ))
+            .with_filter(filter)
+            .boxed(),
+    });
+    if let Some(tracing) = tracing {
+        layers.push(tracing.layer());
     }
-    Ok(())
+    Ok(tracing_subscriber::registry().with(layers))
+}
+
+/// The tracer provider and its export counters. `None` from [`Tracing::new`] means OpenTelemetry
+/// is disabled.
+#[derive(Clone)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    stats: Arc<ExportStats>,
+}
+
+impl Tracing {
+    /// Builds the provider; with an endpoint, also the exporter (which for gRPC must happen
+    /// inside a Tokio runtime: its channel's I/O runs there).
+    pub fn new(args: &TelemetryArgs) -> anyhow::Result<Option<Self>> {
+        if args.otel_sdk_disabled {
+            return Ok(None);
+        }
+        let stats = Arc::new(ExportStats::default());
+        let mut builder = SdkTracerProvider::builder()
+            .with_sampler(sampler(
+                args.otel_traces_sampler,
+                args.otel_traces_sampler_arg,
+            )?)
+            .with_resource(resource(args));
+        if let Some(endpoint) = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+            let exporter = CountingExporter {
+                inner: exporter(args.otlp_protocol, endpoint, args.otlp_timeout_ms)?,
+                stats: stats.clone(),
+            };
+            let config = BatchConfigBuilder::default()
+                .with_max_queue_size(args.otel_bsp_max_queue_size.max(1))
+                .with_scheduled_delay(args.otel_bsp_schedule_delay_ms)
+                .build();
+            builder = builder.with_span_processor(CountingProcessor {
+                inner: BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(config)
+                    .build(),
+                stats: stats.clone(),
+            });
+        }
+        Ok(Some(Self {
+            provider: builder.build(),
+            stats,
+        }))
+    }
+
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    pub fn stats(&self) -> &ExportStats {
+        &self.stats
+    }
+
+    fn layer(&self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        tracing_opentelemetry::layer()
+            .with_tracer(self.provider.tracer("reservation-service"))
+            // Per-span thread, source location and busy/idle timings cost on every span and
+            // say nothing the span tree does not.
+            .with_threads(false)
+            .with_location(false)
+            .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_target(TRACED_TARGET, Level::DEBUG))
+            .boxed()
+    }
+}
+
+/// Flushes and stops the exporter when dropped.
+pub struct Telemetry {
+    tracing: Option<Tracing>,
+}
+
+impl Telemetry {
+    /// Exports what is queued (bounded by the export timeout) and reports what was lost.
+    pub fn shutdown(mut self) {
+        self.shutdown_inner();
+    }
+
+    fn shutdown_inner(&mut self) {
+        let Some(tracing) = self.tracing.take() else {
+            return;
+        };
+        if let Err(error) = tracing.provider.shutdown() {
+            tracing::warn!(%error, "trace export did not shut down cleanly");
+        }
+        let stats = tracing.stats.snapshot();
+        if stats.queue_dropped > 0 || stats.export_failed > 0 {
+            tracing::warn!(
+                spans_ended = stats.ended,
+                spans_exported = stats.exported,
+                spans_lost_in_failed_exports = stats.export_failed,
+                spans_dropped_at_full_queue = stats.queue_dropped,
+                "some spans were not exported"
+            );
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown_inner();
+    }
+}
+
+/// Counts of sampled spans, for "spans are dropped and counted". `ended - exported - failed` is
+/// what sits in the queue or was dropped at a full queue; after a flush, only the latter.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    ended: AtomicU64,
+    exported: AtomicU64,
+    export_failed: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSnapshot {
+    pub ended: u64,
+    pub exported: u64,
+    pub export_failed: u64,
+    /// Exact after a flush; before it, also counts spans still queued.
+    pub queue_dropped: u64,
+}
+
+impl ExportStats {
+    pub fn snapshot(&self) -> ExportSnapshot {
+        let exported = self.exported.load(Ordering::Relaxed);
+        let export_failed = self.export_failed.load(Ordering::Relaxed);
+        let ended = self.ended.load(Ordering::Relaxed);
+        ExportSnapshot {
+            ended,
+            exported,
+            export_failed,
+            queue_dropped: ended.saturating_sub(exported + export_failed),
+        }
+    }
+}
+
+/// The batch processor drops spans at a full queue without saying how many (until shutdown);
+/// counting what goes in and what the exporter saw gives the number.
+#[derive(Debug)]
+struct CountingProcessor {
+    inner: BatchSpanProcessor,
+    stats: Arc<ExportStats>,
+}
+
+impl SpanProcessor for CountingProcessor {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.stats.ended.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+#[derive(Debug)]
+struct CountingExporter {
+    inner: opentelemetry_otlp::SpanExporter,
+    stats: Arc<ExportStats>,
+}
+
+impl SpanExporter for CountingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        let counter = match result {
+            Ok(()) => &self.stats.exported,
+            Err(_) => &self.stats.export_failed,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+fn exporter(
+    protocol: OtlpProtocol,
+    endpoint: &str,
+    timeout: Duration,
+) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    let exporter = match protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(timeout)
+            .build(),
+        // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; the traces path goes after it.
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(http_traces_url(endpoint))
+            .with_timeout(timeout)
+            .build(),
+    };
+    exporter.with_context(|| format!("cannot build the OTLP exporter for {endpoint}"))
+}
+
+fn http_traces_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with("/v1/traces") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1/traces")
+    }
+}
+
+fn sampler(kind: SamplerKind, arg: f64) -> anyhow::Result<Sampler> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&arg),
+        "OTEL_TRACES_SAMPLER_ARG must be within [0, 1], not {arg}"
+    );
+    let ratio = || Sampler::TraceIdRatioBased(arg);
+    Ok(match kind {
+        SamplerKind::AlwaysOn => Sampler::AlwaysOn,
+        SamplerKind::AlwaysOff => Sampler::AlwaysOff,
+        SamplerKind::Traceidratio => ratio(),
+        SamplerKind::ParentbasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerKind::ParentbasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerKind::ParentbasedTraceidratio => Sampler::ParentBased(Box::new(ratio())),
+    })
+}
+
+fn resource(args: &TelemetryArgs) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(
+            args.otel_resource_attributes
+                .as_deref()
+                .map(parse_resource_attributes)
+                .unwrap_or_default(),
+        )
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_service_name(args.otel_service_name.clone())
+        .build()
+}
+
+/// `key=value,key=value`, as in OTEL_RESOURCE_ATTRIBUTES; malformed pairs are skipped.
+fn parse_resource_attributes(s: &str) -> Vec<KeyValue> {
+    s.split(',')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            let key = key.trim();
+            (!key.is_empty()).then(|| KeyValue::new(key.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The trace and span id of the span a log line belongs to, when there is one.
+fn trace_ids(id: &tracing::span::Id) -> Option<(String, String)> {
+    let cx = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    })?;
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// JSON log lines with top-level `trace_id` and `span_id`, so that a log search by trace id
+/// finds every line a request wrote, whatever span it was written in.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let Some((trace_id, span_id)) = ctx.lookup_current().and_then(|s| trace_ids(&s.id()))
+        else {
+            return self.0.format_event(ctx, writer, event);
+        };
+        let mut line = String::with_capacity(256);
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(
+                writer,
+                "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+            ),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_endpoint_gets_the_traces_path_once() {
+        assert_eq!(http_traces_url("http://c:4318"), "http://c:4318/v1/traces");
+        assert_eq!(http_traces_url("http://c:4318/"), "http://c:4318/v1/traces");
+        assert_eq!(
+            http_traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
+    }
+
+    #[test]
+    fn resource_attributes_parse_and_skip_junk() {
+        let kvs = parse_resource_attributes("deployment.environment=lab, team = x,junk,=y");
+        let pairs: Vec<(String, String)> = kvs
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("deployment.environment".into(), "lab".into()),
+                ("team".into(), "x".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn sampler_arg_out_of_range_is_refused() {
+        assert!(sampler(SamplerKind::ParentbasedTraceidratio, 1.5).is_err());
+        assert!(sampler(SamplerKind::ParentbasedTraceidratio, 0.1).is_ok());
+    }
 }

@@ -99,6 +99,10 @@ pub fn app(state: AppState) -> Router {
                 AppError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
             },
         ))
+        // Outermost: the server span times everything and sees every final status.
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::http::trace_request,
+        ))
         .with_state(state)
 }
 
