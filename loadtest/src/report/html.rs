@@ -73,8 +73,9 @@ fn charts(s: &Summary, out: &mut String) {
             .collect(),
         hlines: Vec::new(),
     };
+    // Lines put each 1 s window's value at its middle; bars span the window.
     let series = |get: &dyn Fn(&WindowRow) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        rows.iter().map(|r| (r.offset_s, get(r))).collect()
+        rows.iter().map(|r| (r.offset_s + 0.5, get(r))).collect()
     };
 
     let mut m = marks();
@@ -168,7 +169,11 @@ fn charts(s: &Summary, out: &mut String) {
         .map(|r| (r.bad + r.counts.dropped) as f64)
         .fold(1.0, f64::max);
     let xs: Vec<f64> = rows.iter().map(|r| r.offset_s).collect();
-    let count = |get: &dyn Fn(&WindowRow) -> u64| series(&|r| Some(get(r) as f64));
+    let count = |get: &dyn Fn(&WindowRow) -> u64| -> Vec<(f64, Option<f64>)> {
+        rows.iter()
+            .map(|r| (r.offset_s, Some(get(r) as f64)))
+            .collect()
+    };
     let bad = svg::stacked_bars(
         "chart-bad",
         &Axis {
@@ -212,7 +217,43 @@ fn charts(s: &Summary, out: &mut String) {
         ],
         &marks(),
     );
-    for c in [avail, lat, bad] {
+    let peak_rate = rows
+        .iter()
+        .map(|r| (r.counts.sent + r.counts.dropped) as f64)
+        .fold(s.generator.target_rate, f64::max)
+        .max(1.0);
+    let rate = svg::line_chart(
+        "chart-rate",
+        &Axis {
+            title: "Requests per 1 s window (by intended send time)".into(),
+            x_range: (xmin, xmax),
+            y_range: (0.0, peak_rate * 1.1),
+            scale: Scale::Linear,
+            y_ticks: (0..=4)
+                .map(|i| {
+                    (
+                        peak_rate * i as f64 / 4.0,
+                        format!("{:.0}", peak_rate * i as f64 / 4.0),
+                    )
+                })
+                .collect(),
+            y_label: "requests/s".into(),
+        },
+        &[
+            Series {
+                name: "sent",
+                color: "#27a",
+                points: series(&|r| Some(r.counts.sent as f64)),
+            },
+            Series {
+                name: "good",
+                color: "#2a7",
+                points: series(&|r| Some(r.counts.good as f64)),
+            },
+        ],
+        &marks(),
+    );
+    for c in [avail, lat, bad, rate] {
         out.push_str(&c);
         out.push('\n');
     }

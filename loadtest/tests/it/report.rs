@@ -16,6 +16,17 @@ fn points(html: &str, series: &str) -> usize {
     pts[..pts.find('"').unwrap()].split(' ').count()
 }
 
+/// SVG y coordinates (larger = lower on the chart) of a series' points.
+fn polyline_ys(html: &str, series: &str) -> Vec<f64> {
+    let tag = format!("data-series=\"{series}\"");
+    let pts = &html[html.find(&tag).unwrap()..];
+    let pts = &pts[pts.find("points=\"").unwrap() + 8..];
+    pts[..pts.find('"').unwrap()]
+        .split(' ')
+        .map(|p| p.split_once(',').unwrap().1.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn html_contains_the_series_dips_and_flip() {
     let rec = ten_seconds();
@@ -55,16 +66,20 @@ fn html_contains_the_series_dips_and_flip() {
     let page = html::report_html(&s);
     assert_eq!(points(&page, "availability"), 10);
     assert_eq!(points(&page, "p99"), 10);
+    assert_eq!(points(&page, "sent"), 10);
+    // The dip second sits lower on the availability line than its neighbours.
+    let ys = polyline_ys(&page, "availability");
+    assert!(ys[4] > ys[3] && ys[4] > ys[5], "{ys:?}");
     assert!(page.contains("id=\"chart-bad\""));
     assert!(page.contains("data-series=\"timeout\""));
     assert_eq!(
         page.matches("class=\"dip\"").count(),
-        3,
+        4,
         "one dip shaded in each chart"
     );
     assert_eq!(
         page.matches("class=\"flip\"").count(),
-        3,
+        4,
         "flip marked in each chart"
     );
     assert!(page.contains("SLO 0.999") && page.contains("quota 250 ms"));
