@@ -149,3 +149,54 @@ async fn excess_concurrency_is_shed_with_503(pool: MySqlPool) {
         "the admitted request still completes"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn mysql_outage_fails_fast_with_503_and_recovers(pool: MySqlPool) {
+    let mysql: std::net::SocketAddr = "127.0.0.1:3306".parse().unwrap();
+    let proxy = FaultProxy::start(mysql).await;
+    let options = (*pool.connect_options())
+        .clone()
+        .host("127.0.0.1")
+        .port(proxy.addr.port());
+    let through_proxy = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_lazy_with(options);
+    let app = spawn_app_with(through_proxy, AppOptions::default()).await;
+    let id = app.create_activity(Some(10)).await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let (status, error) = app
+        .put(&format!("/v1/activities/{id}/reservations/1"))
+        .await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(error["error"]["code"], "dependency_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "fails fast, not after a client timeout"
+    );
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert_eq!(ready["mysql"]["ok"], false);
+
+    proxy.restore();
+    let recovered = eventually(Duration::from_secs(10), || async {
+        app.put(&format!("/v1/activities/{id}/reservations/1"))
+            .await
+            .0
+            == 201
+    })
+    .await;
+    assert!(recovered, "writes succeed again without a restart");
+    let (status, _) = app.get("/readyz").await;
+    assert_eq!(status, 200);
+    let active: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM reservations WHERE activity_id = ? AND state = 'active'",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(active, 1, "nothing written twice");
+}
