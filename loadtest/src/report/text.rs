@@ -68,7 +68,7 @@ pub fn summary_text(s: &Summary) -> String {
     for d in v.dips_1s.iter().take(SHOW) {
         let _ = writeln!(
             o,
-            "  {} (+{:.0}s) availability {:.4} bad {}/{}",
+            "  {} ({:+.1}s) availability {:.4} bad {}/{}",
             d.at, d.offset_s, d.availability, d.bad, d.sent
         );
     }
