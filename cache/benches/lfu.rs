@@ -168,10 +168,13 @@ fn sweep(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
+    // Short runs and a light analysis keep the whole suite at a few minutes on 2 shared cores.
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200));
+        .measurement_time(Duration::from_millis(1200))
+        .nresamples(10_000)
+        .without_plots();
     targets = get_hit, miss_then_set, zipf_mix, sweep
 }
 criterion_main!(benches);

@@ -56,9 +56,19 @@
 //! for why a hash table made that a scan of thousands of empty buckets). Freed node slots are reused, so fixed mode stays bounded.
 //!
 //! ## Upstream citations
-//! - v0.0.1: `github.com/bluele/gcache` tag v0.0.1, `lfu.go` (`increment`, `removeItem`, `evict`).
-//! - v0.0.2: same file at tag v0.0.2 (the fix adds `isRemovableFreqEntry` and the `switch` in
-//!   `increment`, and the `isRemovableFreqEntry` check in `removeItem`).
+//! - v0.0.1: `github.com/bluele/gcache` tag v0.0.1, `lfu.go` (`init`, `set`, `getValue`,
+//!   `increment`, `evict`, `removeItem`, `lfuItem.IsExpired`); read at commit `04d92e1`.
+//! - v0.0.2: the same file after bluele/gcache PR #75 "lfu: remove an empty `freqEntry` in
+//!   `freqList`" (merged 2021-02-15, fixing issue #71 "Memory Leak in LFU Cache Implementation"):
+//!   `isRemovableFreqEntry`, the `switch` in `increment`, and the check in `removeItem`.
+//!
+//! ## Where the port differs from Go, on purpose
+//! - Item sets are indexed vectors, not hash maps (see above); the victim within the lowest node
+//!   is chosen by a seeded xorshift instead of Go's randomized map iteration.
+//! - Capacity 0 is clamped to 1 instead of panicking; TTL applies to every `set` (gcache's
+//!   `Expiration` option), there is no per-call `SetWithExpire`, loader or callbacks.
+//! - Counters are published to atomics on every operation so [`Cache::stats`] never waits for
+//!   the lock; lock wait is only timed when `try_lock` fails, so uncontended calls report zero.
 
 mod clock;
 mod freq_list;
