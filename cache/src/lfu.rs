@@ -165,7 +165,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
 
     /// `set`: replace in place, or evict one item when full and insert at the head.
     fn set(&mut self, key: K, value: V, clock: &dyn Clock) -> (usize, usize) {
-        let expires_at = self.ttl.map(|ttl| clock.now() + ttl);
+        // A TTL too large to represent means "never expires", not a panic.
+        let expires_at = self.ttl.and_then(|ttl| clock.now().checked_add(ttl));
         if let Some(&id) = self.items.get(&key) {
             let item = self.slab.get_mut(id);
             item.value = value;
@@ -286,14 +287,18 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
         let mut walked = 0;
         while cur != NIL {
             walked += 1;
-            let random = self.next_random();
             let node = self.list.node(cur);
-            if let Some(id) = node.items.pick(random) {
+            if node.items.is_empty() {
+                // v0.0.1 walks every leaked empty node between the head and the first item.
+                cur = node.next;
+                continue;
+            }
+            let random = self.next_random();
+            if let Some(id) = self.list.node(cur).items.pick(random) {
                 self.remove_item(id);
                 self.figures.evictions += 1;
                 return (1, walked);
             }
-            cur = node.next;
         }
         (0, walked)
     }

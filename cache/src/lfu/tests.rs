@@ -158,6 +158,17 @@ fn expiry_is_lazy_and_exclusive_of_the_deadline() {
 }
 
 #[test]
+fn unrepresentable_ttl_means_no_expiry() {
+    for version in BOTH {
+        let (c, clock) = lfu(version, 10, Some(Duration::MAX));
+        c.set(1, 1);
+        clock.advance(Duration::from_secs(1 << 40));
+        assert_eq!(c.get(&1).value, Some(1));
+        assert_eq!(c.sweep().items_expired, 0);
+    }
+}
+
+#[test]
 fn capacity_is_never_exceeded() {
     for version in BOTH {
         let (c, _) = lfu(version, 10, None);
