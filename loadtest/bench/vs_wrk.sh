@@ -38,7 +38,8 @@ PAGE="$URL/v1/activities/1/page?user_id=1"
 
 # Run a command under /usr/bin/time; leaves "user sys" seconds in $TMP/time.
 timed() { /usr/bin/time -f "%U %S" -o "$TMP/time" "$@"; }
-cpu_s() { awk '{print $1 + $2}' "$TMP/time"; }
+# (time prepends a "Command exited with non-zero status" line when the SLO is missed)
+cpu_s() { tail -n1 "$TMP/time" | awk '{print $1 + $2}'; }
 wrk_requests() { awk '/requests in/ {print $1}' "$1"; }
 
 # loadtest RATE SECONDS -> "cpu_s sent achieved_ratio late dropped lag_p50 lag_p99 lag_max p50 p99"
