@@ -261,6 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn replays_a_trace_file() {
+        let path = std::env::temp_dir().join(format!("leaklab-trace-{}.txt", std::process::id()));
+        fs::write(&path, "1\n2\n1\n3\n1\n").unwrap();
+        let a = args(&[
+            "--mode",
+            "leaky",
+            "--capacity",
+            "2",
+            "--trace",
+            path.to_str().unwrap(),
+        ]);
+        let report = run(&a, &mut Vec::new()).unwrap();
+        fs::write(&path, "1\n2\n\n-3\n").unwrap();
+        let err = run(&a, &mut Vec::new()).unwrap_err().to_string();
+        let _ = fs::remove_file(&path);
+        assert_eq!((report.ops, report.hits, report.misses), (5, 2, 3));
+        assert_eq!(report.nodes, 3, "key 1 was hit twice");
+        assert!(err.ends_with(":4: expected one unsigned integer key per line, found \"-3\""));
+    }
+
+    #[test]
     fn zipf_is_deterministic_and_in_range() {
         let a = zipf_trace(100, 1000, 1.0, 7).unwrap();
         assert_eq!(a, zipf_trace(100, 1000, 1.0, 7).unwrap());

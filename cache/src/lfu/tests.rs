@@ -92,6 +92,20 @@ fn v0_0_1_never_removes_a_node() {
 }
 
 #[test]
+fn v0_0_1_eviction_walks_the_leaked_empty_nodes() {
+    for (version, walked) in [(LfuVersion::V0_0_1, 6), (LfuVersion::V0_0_2, 2)] {
+        let (c, _) = lfu(version, 2, None);
+        c.set(1, 1);
+        hit(&c, 1, 5);
+        c.set(2, 2);
+        hit(&c, 2, 5);
+        // Head empty; both items at frequency 5.
+        let out = c.set(3, 3);
+        assert_eq!((out.evicted, out.nodes_walked), (1, walked), "{version:?}");
+    }
+}
+
+#[test]
 fn v0_0_2_reuses_a_lone_items_node() {
     let (c, _) = lfu(LfuVersion::V0_0_2, 10, None);
     c.set(1, 1);
