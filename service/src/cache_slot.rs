@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use leaklab_cache::{Cache, Config, Mode, SweepReport};
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
 
 use crate::domain::ActivitySummary;
 
@@ -65,14 +66,34 @@ pub async fn run_sweeper(slot: Arc<CacheSlot>, every: Duration, shutdown: Cancel
         }
         let cache = slot.get();
         let mode = cache.mode();
+        // A root span of its own: the sweep belongs to no request, yet it is what the requests
+        // that waited for the cache lock meanwhile were waiting for.
+        let span = tracing::info_span!(
+            parent: None,
+            "cache.sweep",
+            cache.mode = mode.as_str(),
+            cache.operation = "sweep",
+            cache.nodes_walked = Empty,
+            cache.items_expired = Empty,
+            cache.pause_us = Empty,
+            cache.lock_wait_us = Empty,
+            otel.status_code = Empty,
+        );
         match tokio::task::spawn_blocking(move || cache.sweep()).await {
-            Ok(report) => record_sweep(mode, &report),
-            Err(error) => tracing::error!(%error, "cache sweep failed"),
+            Ok(report) => span.in_scope(|| record_sweep(&span, mode, &report)),
+            Err(error) => span.in_scope(|| {
+                span.record("otel.status_code", "ERROR");
+                tracing::error!(%error, "cache sweep failed");
+            }),
         }
     }
 }
 
-fn record_sweep(mode: Mode, report: &SweepReport) {
+fn record_sweep(span: &tracing::Span, mode: Mode, report: &SweepReport) {
+    span.record("cache.nodes_walked", report.nodes_walked as i64);
+    span.record("cache.items_expired", report.items_expired as i64);
+    span.record("cache.pause_us", report.pause.as_micros() as i64);
+    span.record("cache.lock_wait_us", report.lock_wait.as_micros() as i64);
     tracing::debug!(
         cache.mode = %mode,
         nodes_walked = report.nodes_walked,

@@ -8,8 +8,11 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use tracing::Instrument;
+use tracing::field::Empty;
 use utoipa::ToSchema;
 
+use crate::cache_slot::ActivityCache;
 use crate::domain::{ActivityRecord, ActivitySummary, UserReservation};
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -89,13 +92,13 @@ async fn summary(
     activity_id: u64,
 ) -> Result<Option<(Arc<ActivitySummary>, Source)>, AppError> {
     let cache = state.cache();
-    if let Some(hit) = cache.get(&activity_id).value {
+    if let Some(hit) = cache_get(&*cache, activity_id) {
         return Ok(Some((hit, Source::Memory)));
     }
     match state.hot().summary(activity_id).await {
         Ok(Some(summary)) => {
             let summary = Arc::new(summary);
-            cache.set(activity_id, summary.clone());
+            cache_set(&*cache, activity_id, summary.clone());
             return Ok(Some((summary, Source::Redis)));
         }
         Ok(None) => {}
@@ -108,15 +111,18 @@ async fn summary(
         return Ok(None);
     };
     let summary = Arc::new(summary);
-    cache.set(activity_id, summary.clone());
+    cache_set(&*cache, activity_id, summary.clone());
     let hot = state.hot_arc();
     let copy = summary.clone();
     // Filling Redis is not the reader's business: it must not add a round trip to the page.
-    tokio::spawn(async move {
-        if let Err(error) = hot.put_summary(&copy).await {
-            tracing::debug!(%error, "redis summary write failed");
+    tokio::spawn(
+        async move {
+            if let Err(error) = hot.put_summary(&copy).await {
+                tracing::debug!(%error, "redis summary write failed");
+            }
         }
-    });
+        .instrument(background_span("redis.fill_summary")),
+    );
     Ok(Some((summary, Source::Mysql)))
 }
 
@@ -155,11 +161,57 @@ async fn hot_state(
         let hot = state.hot_arc();
         let counter = from_db_counter.ok().map(|c| (activity_id, c));
         let user = from_db_user.ok().map(|u| (activity_id, user_id, u));
-        tokio::spawn(async move {
-            let _ = hot.put(counter, user).await;
-        });
+        tokio::spawn(
+            async move {
+                let _ = hot.put(counter, user).await;
+            }
+            .instrument(background_span("redis.read_repair")),
+        );
     }
     let count = from_db_counter.map_or_else(|cached| cached, |c| c.value);
     let user = from_db_user.map_or_else(|cached| cached, |u| u.value);
     Ok((count, user, Source::Mysql))
+}
+
+// Numbers go into spans as i64: tracing-opentelemetry records unsigned values as strings.
+
+/// The in-process cache read, as a span: how long it waited for the cache lock is where the
+/// leaky cache's sweep shows up in a request.
+fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySummary>> {
+    let span = tracing::info_span!(
+        "cache.get",
+        cache.mode = cache.mode().as_str(),
+        cache.operation = "get",
+        cache.hit = Empty,
+        cache.lock_wait_us = Empty,
+    );
+    let lookup = cache.get(&activity_id);
+    span.record("cache.hit", lookup.value.is_some());
+    span.record("cache.lock_wait_us", lookup.lock_wait.as_micros() as i64);
+    lookup.value
+}
+
+/// The in-process cache write, as a span: eviction is where the leaky cache walks its list.
+fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySummary>) {
+    let span = tracing::info_span!(
+        "cache.set",
+        cache.mode = cache.mode().as_str(),
+        cache.operation = "set",
+        cache.evicted = Empty,
+        cache.nodes_walked = Empty,
+        cache.lock_wait_us = Empty,
+    );
+    let outcome = cache.set(activity_id, summary);
+    span.record("cache.evicted", outcome.evicted as i64);
+    span.record("cache.nodes_walked", outcome.nodes_walked as i64);
+    span.record("cache.lock_wait_us", outcome.lock_wait.as_micros() as i64);
+}
+
+/// A span for work the request starts but does not wait for. It is a root linked to the request
+/// (not a child), so that the request's span ends when the response goes out, not when the
+/// background write does.
+fn background_span(name: &'static str) -> tracing::Span {
+    let span = tracing::info_span!(parent: None, "background", otel.name = name);
+    span.follows_from(tracing::Span::current());
+    span
 }

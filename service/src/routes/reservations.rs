@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Reservation, UserReservation};
@@ -79,7 +80,8 @@ where
             ));
             // Spawned so that a quota cut from here on cannot stop it; `put` queues the keys
             // for repair itself if Redis is away.
-            let update = tokio::spawn(async move { hot.put(counter, user).await });
+            let update =
+                tokio::spawn(async move { hot.put(counter, user).await }.in_current_span());
             guard.armed = false;
             if let Ok(Err(error)) = update.await {
                 tracing::warn!(%error, "redis copy not updated; queued for repair");

@@ -1,6 +1,15 @@
 //! Queries against MySQL. Every statement is parameterised; nothing is built from input strings.
+//!
+//! Every statement runs in a client span named after the database semantic conventions
+//! (`SELECT activities`, with `db.system.name`, `db.operation.name`, `db.collection.name` and
+//! `db.query.text`). The text is the statement with its `?` placeholders: bound values never
+//! reach a span.
+
+use std::future::Future;
 
 use sqlx::{MySqlPool, MySqlTransaction};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::Versioned;
 use crate::domain::{
@@ -8,8 +17,114 @@ use crate::domain::{
     UserReservation,
 };
 
-const ACTIVITY_BY_ID: &str = "SELECT id, title, starts_at, capacity, status, created_at, updated_at \
-     FROM activities WHERE id = ?";
+/// One SQL statement and what its span says about it.
+struct Stmt {
+    /// `{operation} {collection}`: the span name the conventions ask for.
+    name: &'static str,
+    operation: &'static str,
+    collection: &'static str,
+    text: &'static str,
+}
+
+macro_rules! stmt {
+    ($op:ident $table:ident, $text:expr) => {
+        Stmt {
+            name: concat!(stringify!($op), " ", stringify!($table)),
+            operation: stringify!($op),
+            collection: stringify!($table),
+            text: $text,
+        }
+    };
+}
+
+impl Stmt {
+    /// Runs `query` (built from `self.text`) inside this statement's span; a failure marks the
+    /// span as an error and adds an exception event.
+    async fn run<T>(
+        &self,
+        query: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        let span = tracing::info_span!(
+            "db.query",
+            otel.name = self.name,
+            otel.kind = "client",
+            db.system.name = "mysql",
+            db.operation.name = self.operation,
+            db.collection.name = self.collection,
+            db.query.text = self.text,
+            otel.status_code = Empty,
+        );
+        let result = query.instrument(span.clone()).await;
+        if let Err(error) = &result {
+            span.record("otel.status_code", "ERROR");
+            // An unnamed event with an `error` field becomes the span's exception event.
+            tracing::debug!(parent: &span, error = %error);
+        }
+        result
+    }
+}
+
+const ACTIVITY_BY_ID: Stmt = stmt!(
+    SELECT activities,
+    "SELECT id, title, starts_at, capacity, status, created_at, updated_at \
+     FROM activities WHERE id = ?"
+);
+const INSERT_ACTIVITY: Stmt = stmt!(
+    INSERT activities,
+    "INSERT INTO activities (title, starts_at, capacity, status) VALUES (?, ?, ?, ?)"
+);
+const RELATED_IDS: Stmt = stmt!(
+    SELECT activities,
+    "SELECT id FROM activities WHERE starts_at >= ? AND id <> ? ORDER BY starts_at, id LIMIT ?"
+);
+const COUNTER: Stmt = stmt!(
+    SELECT activities,
+    "SELECT reserved_count, version FROM activities WHERE id = ?"
+);
+const USER_STATE: Stmt = stmt!(
+    SELECT reservations,
+    "SELECT state, version FROM reservations WHERE activity_id = ? AND user_id = ?"
+);
+const RESERVATION: Stmt = stmt!(
+    SELECT reservations,
+    "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
+     FROM reservations WHERE activity_id = ? AND user_id = ?"
+);
+const USER_RESERVATIONS: Stmt = stmt!(
+    SELECT reservations,
+    "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
+     FROM reservations WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?"
+);
+const LOCK_ACTIVITY: Stmt = stmt!(
+    SELECT activities,
+    "SELECT capacity, status, reserved_count, version FROM activities WHERE id = ? FOR UPDATE"
+);
+const LOCK_RESERVATION: Stmt = stmt!(
+    SELECT reservations,
+    "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
+     FROM reservations WHERE activity_id = ? AND user_id = ? FOR UPDATE"
+);
+const RESERVATION_BY_ID: Stmt = stmt!(
+    SELECT reservations,
+    "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
+     FROM reservations WHERE id = ?"
+);
+const BUMP_COUNTER: Stmt = stmt!(
+    UPDATE activities,
+    "UPDATE activities SET reserved_count = reserved_count + ?, version = version + 1 WHERE id = ?"
+);
+const REACTIVATE: Stmt = stmt!(
+    UPDATE reservations,
+    "UPDATE reservations SET state = 'active', version = version + 1 WHERE id = ?"
+);
+const INSERT_RESERVATION: Stmt = stmt!(
+    INSERT reservations,
+    "INSERT INTO reservations (activity_id, user_id, state) VALUES (?, ?, 'active')"
+);
+const CANCEL: Stmt = stmt!(
+    UPDATE reservations,
+    "UPDATE reservations SET state = 'cancelled', version = version + 1 WHERE id = ?"
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -39,19 +154,23 @@ pub async fn insert_activity(
     new: &NewActivity,
 ) -> Result<ActivityRecord, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let id = sqlx::query(
-        "INSERT INTO activities (title, starts_at, capacity, status) VALUES (?, ?, ?, ?)",
-    )
-    .bind(&new.title)
-    .bind(new.starts_at)
-    .bind(new.capacity)
-    .bind(new.status.as_str())
-    .execute(&mut *tx)
-    .await?
-    .last_insert_id();
-    let record = sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID)
-        .bind(id)
-        .fetch_one(&mut *tx)
+    let id = INSERT_ACTIVITY
+        .run(
+            sqlx::query(INSERT_ACTIVITY.text)
+                .bind(&new.title)
+                .bind(new.starts_at)
+                .bind(new.capacity)
+                .bind(new.status.as_str())
+                .execute(&mut *tx),
+        )
+        .await?
+        .last_insert_id();
+    let record = ACTIVITY_BY_ID
+        .run(
+            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
+                .bind(id)
+                .fetch_one(&mut *tx),
+        )
         .await?;
     tx.commit().await?;
     Ok(record)
@@ -61,9 +180,12 @@ pub async fn activity(
     pool: &MySqlPool,
     id: u64,
 ) -> Result<Option<(ActivityRecord, u32)>, sqlx::Error> {
-    let Some(record) = sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID)
-        .bind(id)
-        .fetch_optional(pool)
+    let Some(record) = ACTIVITY_BY_ID
+        .run(
+            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
+                .bind(id)
+                .fetch_optional(pool),
+        )
         .await?
     else {
         return Ok(None);
@@ -78,21 +200,25 @@ pub async fn activity_summary(
     id: u64,
     related: u32,
 ) -> Result<Option<ActivitySummary>, sqlx::Error> {
-    let Some(activity) = sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID)
-        .bind(id)
-        .fetch_optional(pool)
+    let Some(activity) = ACTIVITY_BY_ID
+        .run(
+            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
+                .bind(id)
+                .fetch_optional(pool),
+        )
         .await?
     else {
         return Ok(None);
     };
-    let related_ids: Vec<u64> = sqlx::query_scalar(
-        "SELECT id FROM activities WHERE starts_at >= ? AND id <> ? ORDER BY starts_at, id LIMIT ?",
-    )
-    .bind(activity.starts_at)
-    .bind(id)
-    .bind(related)
-    .fetch_all(pool)
-    .await?;
+    let related_ids: Vec<u64> = RELATED_IDS
+        .run(
+            sqlx::query_scalar(RELATED_IDS.text)
+                .bind(activity.starts_at)
+                .bind(id)
+                .bind(related)
+                .fetch_all(pool),
+        )
+        .await?;
     Ok(Some(ActivitySummary {
         activity,
         related_ids,
@@ -100,11 +226,9 @@ pub async fn activity_summary(
 }
 
 pub async fn counter(pool: &MySqlPool, id: u64) -> Result<Option<Versioned<u32>>, sqlx::Error> {
-    let row: Option<(u32, u64)> =
-        sqlx::query_as("SELECT reserved_count, version FROM activities WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let row: Option<(u32, u64)> = COUNTER
+        .run(sqlx::query_as(COUNTER.text).bind(id).fetch_optional(pool))
+        .await?;
     Ok(row.map(|(value, version)| Versioned { value, version }))
 }
 
@@ -114,13 +238,14 @@ pub async fn user_state(
     activity_id: u64,
     user_id: u64,
 ) -> Result<Versioned<UserReservation>, sqlx::Error> {
-    let row: Option<(String, u64)> = sqlx::query_as(
-        "SELECT state, version FROM reservations WHERE activity_id = ? AND user_id = ?",
-    )
-    .bind(activity_id)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<(String, u64)> = USER_STATE
+        .run(
+            sqlx::query_as(USER_STATE.text)
+                .bind(activity_id)
+                .bind(user_id)
+                .fetch_optional(pool),
+        )
+        .await?;
     Ok(match row {
         Some((state, version)) => Versioned {
             value: ReservationState::parse(&state).into(),
@@ -138,14 +263,14 @@ pub async fn reservation(
     activity_id: u64,
     user_id: u64,
 ) -> Result<Option<Reservation>, sqlx::Error> {
-    sqlx::query_as::<_, Reservation>(
-        "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
-         FROM reservations WHERE activity_id = ? AND user_id = ?",
-    )
-    .bind(activity_id)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await
+    RESERVATION
+        .run(
+            sqlx::query_as::<_, Reservation>(RESERVATION.text)
+                .bind(activity_id)
+                .bind(user_id)
+                .fetch_optional(pool),
+        )
+        .await
 }
 
 /// Keyset pagination by reservation id: stable under concurrent inserts, no OFFSET scans.
@@ -155,15 +280,15 @@ pub async fn user_reservations(
     after_id: u64,
     limit: u32,
 ) -> Result<Vec<Reservation>, sqlx::Error> {
-    sqlx::query_as::<_, Reservation>(
-        "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
-         FROM reservations WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(user_id)
-    .bind(after_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+    USER_RESERVATIONS
+        .run(
+            sqlx::query_as::<_, Reservation>(USER_RESERVATIONS.text)
+                .bind(user_id)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(pool),
+        )
+        .await
 }
 
 struct LockedActivity {
@@ -178,12 +303,13 @@ async fn lock_activity(
     tx: &mut MySqlTransaction<'_>,
     id: u64,
 ) -> Result<LockedActivity, WriteError> {
-    let row: Option<(Option<u32>, String, u32, u64)> = sqlx::query_as(
-        "SELECT capacity, status, reserved_count, version FROM activities WHERE id = ? FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<(Option<u32>, String, u32, u64)> = LOCK_ACTIVITY
+        .run(
+            sqlx::query_as(LOCK_ACTIVITY.text)
+                .bind(id)
+                .fetch_optional(&mut **tx),
+        )
+        .await?;
     let (capacity, status, value, version) = row.ok_or(WriteError::ActivityNotFound(id))?;
     let status = ActivityStatus::try_from(status)
         .map_err(|e| WriteError::Db(sqlx::Error::Decode(e.into())))?;
@@ -199,27 +325,27 @@ async fn lock_reservation(
     activity_id: u64,
     user_id: u64,
 ) -> Result<Option<Reservation>, sqlx::Error> {
-    sqlx::query_as::<_, Reservation>(
-        "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
-         FROM reservations WHERE activity_id = ? AND user_id = ? FOR UPDATE",
-    )
-    .bind(activity_id)
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await
+    LOCK_RESERVATION
+        .run(
+            sqlx::query_as::<_, Reservation>(LOCK_RESERVATION.text)
+                .bind(activity_id)
+                .bind(user_id)
+                .fetch_optional(&mut **tx),
+        )
+        .await
 }
 
 async fn reload_reservation(
     tx: &mut MySqlTransaction<'_>,
     id: u64,
 ) -> Result<Reservation, sqlx::Error> {
-    sqlx::query_as::<_, Reservation>(
-        "SELECT id, activity_id, user_id, state, version, created_at, updated_at \
-         FROM reservations WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await
+    RESERVATION_BY_ID
+        .run(
+            sqlx::query_as::<_, Reservation>(RESERVATION_BY_ID.text)
+                .bind(id)
+                .fetch_one(&mut **tx),
+        )
+        .await
 }
 
 async fn bump_counter(
@@ -228,13 +354,14 @@ async fn bump_counter(
     counter: Versioned<u32>,
     delta: i32,
 ) -> Result<Versioned<u32>, sqlx::Error> {
-    sqlx::query(
-        "UPDATE activities SET reserved_count = reserved_count + ?, version = version + 1 WHERE id = ?",
-    )
-    .bind(delta)
-    .bind(activity_id)
-    .execute(&mut **tx)
-    .await?;
+    BUMP_COUNTER
+        .run(
+            sqlx::query(BUMP_COUNTER.text)
+                .bind(delta)
+                .bind(activity_id)
+                .execute(&mut **tx),
+        )
+        .await?;
     Ok(Versioned {
         value: counter.value.saturating_add_signed(delta),
         version: counter.version + 1,
@@ -273,22 +400,24 @@ pub async fn reserve(
     }
     let id = match existing {
         Some(cancelled) => {
-            sqlx::query(
-                "UPDATE reservations SET state = 'active', version = version + 1 WHERE id = ?",
-            )
-            .bind(cancelled.id)
-            .execute(&mut *tx)
-            .await?;
+            REACTIVATE
+                .run(
+                    sqlx::query(REACTIVATE.text)
+                        .bind(cancelled.id)
+                        .execute(&mut *tx),
+                )
+                .await?;
             cancelled.id
         }
-        None => sqlx::query(
-            "INSERT INTO reservations (activity_id, user_id, state) VALUES (?, ?, 'active')",
-        )
-        .bind(activity_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_id(),
+        None => INSERT_RESERVATION
+            .run(
+                sqlx::query(INSERT_RESERVATION.text)
+                    .bind(activity_id)
+                    .bind(user_id)
+                    .execute(&mut *tx),
+            )
+            .await?
+            .last_insert_id(),
     };
     let counter = bump_counter(&mut tx, activity_id, activity.counter, 1).await?;
     let reservation = reload_reservation(&mut tx, id).await?;
@@ -322,9 +451,12 @@ pub async fn cancel(
             counter: activity.counter,
         });
     }
-    sqlx::query("UPDATE reservations SET state = 'cancelled', version = version + 1 WHERE id = ?")
-        .bind(reservation.id)
-        .execute(&mut *tx)
+    CANCEL
+        .run(
+            sqlx::query(CANCEL.text)
+                .bind(reservation.id)
+                .execute(&mut *tx),
+        )
         .await?;
     let counter = bump_counter(&mut tx, activity_id, activity.counter, -1).await?;
     let reservation = reload_reservation(&mut tx, reservation.id).await?;

@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::Versioned;
 use crate::domain::{ActivitySummary, UserReservation};
@@ -131,19 +133,39 @@ impl HotStore {
         }
     }
 
+    /// Every round trip goes through here: bounded by the op timeout, and traced as a client
+    /// span named after the command (database semantic conventions; no keys or values).
     async fn bounded<T>(
         &self,
+        operation: &'static str,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, HotError> {
-        match tokio::time::timeout(self.settings.op_timeout, fut).await {
-            Ok(result) => Ok(result?),
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = operation,
+            otel.status_code = Empty,
+        );
+        let timed = tokio::time::timeout(self.settings.op_timeout, fut)
+            .instrument(span.clone())
+            .await;
+        let result = match timed {
+            Ok(result) => result.map_err(HotError::from),
             Err(_) => Err(HotError::Timeout(self.settings.op_timeout)),
+        };
+        if let Err(error) = &result {
+            span.record("otel.status_code", "ERROR");
+            // An unnamed event with an `error` field becomes the span's exception event.
+            tracing::debug!(parent: &span, error = %error);
         }
+        result
     }
 
     pub async fn ping(&self) -> Result<(), HotError> {
         let mut conn = self.conn.clone();
-        self.bounded(redis::cmd("PING").query_async::<String>(&mut conn))
+        self.bounded("PING", redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(drop)
     }
@@ -153,6 +175,7 @@ impl HotStore {
         let mut conn = self.conn.clone();
         let (counter, user): (Option<String>, Option<String>) = self
             .bounded(
+                "HGET",
                 redis::pipe()
                     .hget(self.counter_key(activity_id), "x")
                     .hget(self.user_key(activity_id, user_id), "x")
@@ -170,6 +193,7 @@ impl HotStore {
         let mut conn = self.conn.clone();
         let json: Option<String> = self
             .bounded(
+                "GET",
                 redis::cmd("GET")
                     .arg(self.summary_key(activity_id))
                     .query_async(&mut conn),
@@ -183,6 +207,7 @@ impl HotStore {
         let json = serde_json::to_string(summary).map_err(|e| HotError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
         self.bounded(
+            "SET",
             redis::cmd("SET")
                 .arg(self.summary_key(summary.activity.id))
                 .arg(json)
@@ -225,7 +250,7 @@ impl HotStore {
         invocation.arg(self.settings.hot_ttl.as_millis() as u64);
         let mut conn = self.conn.clone();
         let result = self
-            .bounded(invocation.invoke_async::<i64>(&mut conn))
+            .bounded("EVALSHA", invocation.invoke_async::<i64>(&mut conn))
             .await;
         if result.is_err() {
             self.mark_dirty(keys);
@@ -279,6 +304,7 @@ impl HotStore {
     pub async fn forget(&self, key: HotKey) -> Result<(), HotError> {
         let mut conn = self.conn.clone();
         self.bounded(
+            "UNLINK",
             redis::cmd("UNLINK")
                 .arg(self.key(key))
                 .query_async::<()>(&mut conn),
@@ -295,6 +321,7 @@ impl HotStore {
         loop {
             let (next, keys): (u64, Vec<String>) = self
                 .bounded(
+                    "SCAN",
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
@@ -306,8 +333,11 @@ impl HotStore {
                 .await?;
             if !keys.is_empty() {
                 dropped += keys.len() as u64;
-                self.bounded(redis::cmd("UNLINK").arg(&keys).query_async::<()>(&mut conn))
-                    .await?;
+                self.bounded(
+                    "UNLINK",
+                    redis::cmd("UNLINK").arg(&keys).query_async::<()>(&mut conn),
+                )
+                .await?;
             }
             if next == 0 {
                 return Ok(dropped);

@@ -55,7 +55,7 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
 
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
         span.record("error.type", code);
         if code == "quota_exceeded" {

@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod page;
 mod reservations;
+mod traces;
