@@ -21,13 +21,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use reservation_service::config::{LogArgs, LogFormat, TelemetryArgs};
+use reservation_service::config::{LogArgs, LogFormat, OtlpProtocol, TelemetryArgs};
 use reservation_service::telemetry::{self, Tracing};
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlPoolOptions;
 use tokio::sync::oneshot;
 
-use crate::helpers::{AppOptions, TestApp, body, spawn_app_with};
+use crate::helpers::{AppOptions, FaultProxy, TestApp, body, redis_addr, settings, spawn_app_with};
 
 type Attributes = HashMap<String, AnyValue>;
 
@@ -103,6 +103,30 @@ async fn start_receiver() -> (SocketAddr, Received) {
     (addr, received)
 }
 
+/// An OTLP/HTTP receiver: `POST /v1/traces` with a protobuf `ExportTraceServiceRequest`.
+async fn start_http_receiver() -> (SocketAddr, Received) {
+    use axum::body::Bytes;
+    use prost::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Received::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).unwrap();
+                sink.export(tonic::Request::new(request)).await.unwrap();
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, received)
+}
+
 fn attributes(kvs: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Attributes {
     kvs.into_iter()
         .filter_map(|kv| Some((kv.key, kv.value?.value?)))
@@ -141,6 +165,8 @@ struct TracedApp {
 enum Collector {
     /// A receiver inside the test.
     InProcess,
+    /// The same over OTLP/HTTP with protobuf bodies.
+    InProcessHttp,
     /// An endpoint nobody listens on.
     Unreachable(&'static str),
 }
@@ -157,6 +183,10 @@ fn register_idle_subscriber() {
 
 impl TracedApp {
     async fn spawn(pool: MySqlPool, collector: Collector) -> Self {
+        Self::spawn_with(pool, collector, AppOptions::default()).await
+    }
+
+    async fn spawn_with(pool: MySqlPool, collector: Collector, app_options: AppOptions) -> Self {
         register_idle_subscriber();
         let options = (*pool.connect_options()).clone();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -172,10 +202,19 @@ impl TracedApp {
                         let (addr, received) = start_receiver().await;
                         (format!("http://{addr}"), Some(received))
                     }
+                    Collector::InProcessHttp => {
+                        let (addr, received) = start_http_receiver().await;
+                        (format!("http://{addr}"), Some(received))
+                    }
                     Collector::Unreachable(endpoint) => (endpoint.to_owned(), None),
+                };
+                let otlp_protocol = match collector {
+                    Collector::InProcessHttp => OtlpProtocol::HttpProtobuf,
+                    _ => OtlpProtocol::Grpc,
                 };
                 let args = TelemetryArgs {
                     otlp_endpoint: Some(endpoint),
+                    otlp_protocol,
                     otlp_timeout_ms: Duration::from_secs(1),
                     otel_resource_attributes: Some("deployment.environment=test".into()),
                     ..TelemetryArgs::default()
@@ -189,7 +228,7 @@ impl TracedApp {
                 let _default = ::tracing::subscriber::set_default(subscriber);
                 // A pool of this runtime: connections belong to the runtime that opened them.
                 let pool = MySqlPoolOptions::new().connect_lazy_with(options);
-                let app = spawn_app_with(pool, AppOptions::default()).await;
+                let app = spawn_app_with(pool, app_options).await;
                 let _ = ready_tx.send((app, tracing, received));
                 let _ = stop_rx.await;
             });
@@ -414,6 +453,32 @@ async fn a_page_request_is_one_trace_from_http_to_cache_mysql_and_redis(pool: My
 }
 
 #[sqlx::test(migrations = "../migrations")]
+async fn spans_also_export_over_otlp_http_protobuf(pool: MySqlPool) {
+    let traced = TracedApp::spawn(pool, Collector::InProcessHttp).await;
+    let app = &traced.app;
+    let trace_id = "7bf92f3577b34da6a3ce929d0e0e4739";
+    let response = app
+        .client
+        .get(app.url("/v1/activities/424242/page?user_id=1"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(response).await.0, 404);
+    traced.flush().await;
+    let spans = traced.received.as_ref().unwrap().of_trace(&hex(trace_id));
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "GET /v1/activities/{id}/page"
+                && s.parent_span_id == hex(CALLER_SPAN_ID)),
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    assert!(spans.iter().any(|s| s.name == "SELECT activities"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
 async fn error_responses_mark_the_server_span(pool: MySqlPool) {
     let traced = TracedApp::spawn(pool, Collector::InProcess).await;
     let app = &traced.app;
@@ -444,6 +509,92 @@ async fn error_responses_mark_the_server_span(pool: MySqlPool) {
     assert_ne!(
         server.status.as_ref().map(|s| s.code),
         Some(StatusCode::Error as i32)
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_request_cut_by_the_quota_says_so(pool: MySqlPool) {
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let mut settings = settings();
+    settings.request_quota = Duration::from_millis(100);
+    let options = AppOptions {
+        settings,
+        redis_url: format!("redis://{}", proxy.addr),
+        // Longer than the quota, so the quota is what cuts the request.
+        redis_timeout: Duration::from_secs(2),
+    };
+    let traced = TracedApp::spawn_with(pool, Collector::InProcess, options).await;
+    let app = &traced.app;
+    let id = app.create_activity(None).await;
+    proxy.set_latency(Duration::from_millis(400));
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/activities/{id}/page?user_id=1")))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN_ID}-01"))
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = body(response).await;
+    assert_eq!(status, 504, "{error}");
+    proxy.set_latency(Duration::ZERO);
+    traced.flush().await;
+    let spans = traced.received.as_ref().unwrap().of_trace(&hex(trace_id));
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("a server span");
+    assert_eq!(int_attr(server, "http.response.status_code"), 504);
+    assert_eq!(str_attr(server, "error.type"), "quota_exceeded");
+    assert_eq!(
+        attr(server, "leaklab.quota_exceeded"),
+        Some(AnyValue::BoolValue(true))
+    );
+    assert_eq!(
+        server.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32),
+        "a 5xx is an error span, which the collector's tail sampling keeps"
+    );
+    // The Redis call the quota cut short is in the trace, under the server span.
+    assert!(
+        spans.iter().any(|s| s.name == "GET"),
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unsampled_caller_is_continued_but_not_exported(pool: MySqlPool) {
+    let traced = TracedApp::spawn(pool, Collector::InProcess).await;
+    let app = &traced.app;
+    let trace_id = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let response = app
+        .client
+        .get(app.url("/v1/activities/424242/page?user_id=1"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN_ID}-00"))
+        .send()
+        .await
+        .unwrap();
+    let traceparent = response.headers()["traceparent"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")) && traceparent.ends_with("-00"),
+        "the caller's trace, still unsampled: {traceparent}"
+    );
+    // A sampled request after it, to know the export has happened.
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, 200);
+    traced.flush().await;
+    let received = traced.received.as_ref().unwrap();
+    assert!(
+        !received.named("GET /healthz").is_empty(),
+        "the sampled request was exported"
+    );
+    assert!(
+        received.of_trace(&hex(trace_id)).is_empty(),
+        "the parent-based sampler follows the caller's sampled flag"
     );
 }
 
