@@ -137,9 +137,11 @@ fn open(a: &Axis, f: &Frame, id: &str) -> String {
     let mut t = (f.x0 / step).ceil() * step;
     while t <= f.x1 + 1e-9 {
         let x = f.x(t);
+        // -0.0 == 0.0: the first tick of a run starting mid-second reads "0s", not "-0s".
+        let label = if t == 0.0 { 0.0 } else { t };
         let _ = write!(
             s,
-            r#"<text x="{x:.1}" y="{}" class="xt">{t}s</text>"#,
+            r#"<text x="{x:.1}" y="{}" class="xt">{label}s</text>"#,
             H - B + 16.0
         );
         t += step;
@@ -289,4 +291,35 @@ pub fn stacked_bars(
     let _ = x;
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_tick_has_no_sign_and_nines_scale_orders_availability() {
+        let a = Axis {
+            title: "t".into(),
+            x_range: (-0.4, 3.0),
+            y_range: (0.0, 1.0),
+            scale: Scale::Linear,
+            y_ticks: vec![],
+            y_label: "y".into(),
+        };
+        let svg = line_chart(
+            "c",
+            &a,
+            &[],
+            &Marks {
+                bands: vec![],
+                vlines: vec![],
+                hlines: vec![],
+            },
+        );
+        assert!(svg.contains(">0s<") && !svg.contains("-0s"), "{svg}");
+        let n = |v| Scale::Nines.map(v);
+        assert!(n(0.9) < n(0.99) && n(0.99) < n(0.999) && n(1.0) == NINES_CAP);
+        assert!((n(0.999) - 3.0).abs() < 1e-9);
+    }
 }
