@@ -95,10 +95,17 @@ impl Target {
         }
         let auth = uri.authority().ok_or_else(|| bad("missing host"))?;
         let port = auth.port_u16().unwrap_or(80);
-        let addr = tokio::net::lookup_host((auth.host(), port))
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((auth.host(), port))
             .await
             .map_err(|e| bad(&format!("cannot resolve host: {e}")))?
-            .next()
+            .collect();
+        // `localhost` often resolves to ::1 first while lab services listen on
+        // 127.0.0.1: prefer IPv4 when the name has both.
+        let addr = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
             .ok_or_else(|| bad("host resolves to no address"))?;
         let host = HeaderValue::from_str(auth.as_str()).map_err(|_| bad("invalid host"))?;
         Ok(Target {

@@ -1,6 +1,7 @@
 //! Printers: everything that turns a finished [`Summary`] (and its
 //! [`Recording`]) into files or console text. Nothing here measures.
 
+mod charts;
 pub mod csv;
 pub mod html;
 pub mod json;
