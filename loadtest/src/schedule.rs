@@ -68,6 +68,10 @@ impl Segment {
 
     /// Local time at which the local integral reaches `m` (0 <= m < count).
     fn solve(&self, m: f64) -> f64 {
+        if m <= 0.0 {
+            // Also avoids 0/0 below for a ramp starting at rate 0.
+            return 0.0;
+        }
         let a = (self.r1 - self.r0) / (2.0 * self.len);
         let b = self.r0;
         if a.abs() < 1e-12 {
@@ -320,6 +324,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.total_requests(), 500);
+        assert_eq!(p.time_of(0), Some(Duration::ZERO));
+        assert!((p.time_of(1).unwrap().as_secs_f64() - 0.2_f64.sqrt()).abs() < 1e-9);
         let t = p.time_of(125).unwrap().as_secs_f64();
         assert!((t - 5.0).abs() < 1e-6, "{t}");
     }

@@ -38,3 +38,24 @@ async fn achieved_rate_is_within_one_percent_of_target() {
     let sum: u64 = s.windows_1s.iter().map(|w| w.counts.sent).sum();
     assert_eq!(sum, 1600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_ramp_the_rate() {
+    let url = helpers::spawn(helpers::ok_app()).await;
+    // 0 -> 100/s over 1 s (50 requests), then 100 -> 300/s over 1 s (200).
+    let r = helpers::run(&[
+        "--target",
+        &url,
+        "--stages",
+        "1s:100,1s:300",
+        "--connections",
+        "16",
+    ])
+    .await;
+    let s = &r.summary;
+    assert_eq!(s.generator.scheduled, 250);
+    assert_eq!(s.totals.counts.good, 250);
+    // Later seconds carry more requests than earlier ones.
+    let sent: Vec<u64> = s.windows_1s.iter().map(|w| w.counts.sent).collect();
+    assert!(sent.first() < sent.last(), "{sent:?}");
+}
