@@ -257,7 +257,13 @@ pub async fn dispatch(
         st.late += late as u64;
         let unsent = |class| Outcome {
             intended: offset,
-            latency: lag,
+            // A request refused by a full queue is a timeout: record it at the
+            // quota like any other, not at the few µs it took to refuse it.
+            latency: if class == Class::Timeout {
+                d.quota.max(lag)
+            } else {
+                lag
+            },
             sent_at: None,
             class,
             status: 0,
