@@ -1,6 +1,6 @@
 //! Request execution and classification.
 //!
-//! Each worker owns one HTTP/1.1 keep-alive connection and takes jobs from the
+//! Each worker owns one HTTP/1.1 keep-alive connection ([`crate::http1`]) and takes jobs from the
 //! scheduler's queue, so `--connections` bounds both sockets and requests in
 //! flight. A job's deadline is its *intended* time plus the quota: time spent
 //! queued behind busy connections counts against the server, exactly as it
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::trace::{TraceCtx, parse_trace_id};
+use crate::http1::{Http1Conn, Http1Error, Response, write_request};
+use crate::trace::TraceCtx;
 use crate::workload::Op;
 
 /// How a request ended, per the incident's service level definitions.
@@ -74,6 +75,7 @@ pub struct Target {
     pub url: String,
     pub addr: SocketAddr,
     host: HeaderValue,
+    host_str: String,
     base_path: String,
 }
 
@@ -112,33 +114,28 @@ impl Target {
             url: url.trim_end_matches('/').to_string(),
             addr,
             host,
+            host_str: auth.as_str().to_string(),
             base_path: uri.path().trim_end_matches('/').to_string(),
         })
     }
 
-    async fn connect<B>(&self) -> std::result::Result<SendRequest<B>, ExchangeError>
+    async fn connect<B>(&self) -> std::result::Result<SendRequest<B>, String>
     where
         B: hyper::body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let stream = TcpStream::connect(self.addr).await?;
-        // Requests are small and latency is the measurement: never batch them.
-        stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(sender)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ExchangeError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
 }
 
 pub struct ClientCtx {
@@ -155,7 +152,8 @@ pub async fn worker(
     results: mpsc::Sender<Outcome>,
 ) {
     let mut rng = SmallRng::from_os_rng();
-    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut conn: Option<Http1Conn> = None;
+    let mut request = Vec::with_capacity(256);
     while let Ok(job) = jobs.recv_async().await {
         let trace = TraceCtx::random(&mut rng, ctx.trace_sample);
         let deadline = job.intended + ctx.quota;
@@ -164,18 +162,27 @@ pub async fn worker(
             (Class::Timeout, 0, None, trace)
         } else {
             let sent_at = Some(picked - ctx.start);
-            match tokio::time::timeout_at(deadline, exchange(&mut conn, &ctx, &job, &trace)).await {
-                Ok(Ok((status, seen))) => {
+            write_request(
+                &mut request,
+                &job.op,
+                &ctx.target.base_path,
+                &ctx.target.host_str,
+                &trace,
+            );
+            match tokio::time::timeout_at(deadline, exchange(&mut conn, &ctx.target, &request))
+                .await
+            {
+                Ok(Ok(resp)) => {
                     let trace = TraceCtx {
-                        trace_id: seen.unwrap_or(trace.trace_id),
+                        trace_id: resp.trace_id.unwrap_or(trace.trace_id),
                         ..trace
                     };
-                    let class = if status >= 500 {
+                    let class = if resp.status >= 500 {
                         Class::ServerError
                     } else {
                         Class::Good
                     };
-                    (class, status, sent_at, trace)
+                    (class, resp.status, sent_at, trace)
                 }
                 Ok(Err(_)) => {
                     conn = None;
@@ -206,43 +213,30 @@ pub async fn worker(
 }
 
 async fn exchange(
-    conn: &mut Option<SendRequest<Empty<Bytes>>>,
-    ctx: &ClientCtx,
-    job: &Job,
-    trace: &TraceCtx,
-) -> std::result::Result<(u16, Option<u128>), ExchangeError> {
-    let reusable = match conn.as_mut() {
-        Some(s) => s.ready().await.is_ok(),
-        None => false,
-    };
-    if !reusable {
-        // A server closing an idle keep-alive connection is not a failure of
-        // this request: reconnect instead of counting it.
-        *conn = Some(ctx.target.connect().await?);
+    conn: &mut Option<Http1Conn>,
+    target: &Target,
+    request: &[u8],
+) -> std::result::Result<Response, Http1Error> {
+    if let Some(c) = conn.as_mut() {
+        match c.exchange(request).await {
+            Ok(r) => {
+                if r.close {
+                    *conn = None;
+                }
+                return Ok(r);
+            }
+            // A server closing an idle keep-alive connection is not a failure
+            // of this request: retry once on a fresh connection.
+            Err(e) if e.stale_connection() => *conn = None,
+            Err(e) => return Err(e),
+        }
     }
-    let sender = conn.as_mut().expect("connection set above");
-    sender.ready().await?;
-    let uri = format!("{}{}", ctx.target.base_path, job.op.path());
-    let req = hyper::Request::builder()
-        .method(job.op.kind.method())
-        .uri(uri)
-        .header(HOST, ctx.target.host.clone())
-        .header("traceparent", trace.traceparent())
-        .body(Empty::new())
-        .expect("method, path and headers are valid by construction");
-    let resp = sender.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers();
-    let seen = headers
-        .get("traceparent")
-        .or_else(|| headers.get("x-trace-id"))
-        .and_then(|v| parse_trace_id(v.as_bytes()));
-    // Latency is to the *complete* response, so drain the body.
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        frame?;
+    let mut fresh = Http1Conn::connect(target.addr).await?;
+    let r = fresh.exchange(request).await?;
+    if !r.close {
+        *conn = Some(fresh);
     }
-    Ok((status, seen))
+    Ok(r)
 }
 
 /// A one-off request on a fresh connection (admin calls), with a timeout.
@@ -255,8 +249,7 @@ pub async fn one_off(
     timeout: Duration,
 ) -> std::result::Result<(u16, Bytes), String> {
     let fut = async {
-        let mut sender: SendRequest<Full<Bytes>> =
-            target.connect().await.map_err(|e| e.to_string())?;
+        let mut sender: SendRequest<Full<Bytes>> = target.connect().await?;
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{}", target.base_path, path))

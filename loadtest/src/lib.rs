@@ -31,6 +31,7 @@ pub mod client;
 pub mod collect;
 pub mod error;
 pub mod flip;
+pub mod http1;
 pub mod merge;
 pub mod progress;
 pub mod recording;

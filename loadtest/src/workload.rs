@@ -49,13 +49,22 @@ pub struct Op {
 impl Op {
     /// Path and query relative to the target's base path.
     pub fn path(&self) -> String {
+        let mut out = Vec::with_capacity(48);
+        let _ = self.write_path(&mut out);
+        String::from_utf8(out).expect("ASCII by construction")
+    }
+
+    /// Same as [`Op::path`], into a reused buffer (the per-request path).
+    pub fn write_path(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         match self.kind {
-            OpKind::Page => format!(
+            OpKind::Page => write!(
+                out,
                 "/v1/activities/{}/page?user_id={}",
                 self.activity, self.user
             ),
             OpKind::Reserve | OpKind::Cancel => {
-                format!(
+                write!(
+                    out,
                     "/v1/activities/{}/reservations/{}",
                     self.activity, self.user
                 )
