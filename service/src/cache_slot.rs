@@ -94,6 +94,7 @@ fn record_sweep(span: &tracing::Span, mode: Mode, report: &SweepReport) {
     span.record("cache.items_expired", report.items_expired as i64);
     span.record("cache.pause_us", report.pause.as_micros() as i64);
     span.record("cache.lock_wait_us", report.lock_wait.as_micros() as i64);
+    crate::metrics::record_sweep(mode, report);
     tracing::debug!(
         cache.mode = %mode,
         nodes_walked = report.nodes_walked,

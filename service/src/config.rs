@@ -228,6 +228,8 @@ pub struct ServeArgs {
     /// Related activities shown on each page.
     #[arg(long, env = "RELATED_ACTIVITIES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=50))]
     pub related_activities: u32,
+    #[command(flatten)]
+    pub profiling: ProfilingArgs,
     /// Bearer token of the admin routes (`/admin/...`); unset disables them.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -254,4 +256,33 @@ pub struct SeedArgs {
     /// Delete all activities and reservations first, so ids start at 1.
     #[arg(long)]
     pub reset: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProfilingArgs {
+    /// Where the anomaly profiler writes its dumps (served at /debug/profiles).
+    #[arg(long, env = "PROFILE_DIR", default_value = "profiles")]
+    pub profile_dir: std::path::PathBuf,
+    /// Take CPU and heap profiles automatically when a rule below fires.
+    #[arg(long, env = "ANOMALY_PROFILING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub anomaly_profiling: bool,
+    /// How often the anomaly profiler samples its signals.
+    #[arg(long, env = "ANOMALY_INTERVAL", value_parser = duration, default_value = "1s")]
+    pub anomaly_interval: Duration,
+    /// Length of the CPU profile taken when a rule fires.
+    #[arg(long, env = "ANOMALY_CPU_PROFILE", value_parser = duration, default_value = "5s")]
+    pub anomaly_cpu_profile: Duration,
+    /// Rule on process CPU (% of one core): MIN,DIFF%,ABS,COOLDOWN — fires when the value is at
+    /// least MIN and either reaches ABS or jumps DIFF% above its recent average.
+    #[arg(long, env = "ANOMALY_CPU", default_value = "50,50,180,2m")]
+    pub anomaly_cpu: crate::profiling::anomaly::Rule,
+    /// Rule on resident memory (MiB): MIN,DIFF%,ABS,COOLDOWN.
+    #[arg(long, env = "ANOMALY_RSS", default_value = "256,30,2048,2m")]
+    pub anomaly_rss: crate::profiling::anomaly::Rule,
+    /// Rule on the p99 latency of the last interval (ms): MIN,DIFF%,ABS,COOLDOWN.
+    #[arg(long, env = "ANOMALY_P99", default_value = "50,100,250,1m")]
+    pub anomaly_p99: crate::profiling::anomaly::Rule,
+    /// Rule on the cache's last sweep pause (ms): MIN,DIFF%,ABS,COOLDOWN.
+    #[arg(long, env = "ANOMALY_SWEEP", default_value = "20,100,100,1m")]
+    pub anomaly_sweep: crate::profiling::anomaly::Rule,
 }

@@ -188,6 +188,7 @@ fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySumm
     let lookup = cache.get(&activity_id);
     span.record("cache.hit", lookup.value.is_some());
     span.record("cache.lock_wait_us", lookup.lock_wait.as_micros() as i64);
+    crate::metrics::record_lock_wait(cache.mode(), "get", lookup.lock_wait);
     lookup.value
 }
 
@@ -205,6 +206,7 @@ fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySumma
     span.record("cache.evicted", outcome.evicted as i64);
     span.record("cache.nodes_walked", outcome.nodes_walked as i64);
     span.record("cache.lock_wait_us", outcome.lock_wait.as_micros() as i64);
+    crate::metrics::record_lock_wait(cache.mode(), "set", outcome.lock_wait);
 }
 
 /// A span for work the request starts but does not wait for. It is a root linked to the request

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache_slot::{ActivityCache, CacheSlot};
 use crate::config::{DatabaseArgs, ServeArgs};
+use crate::profiling::anomaly::{self, Signal};
+use crate::profiling::window::LatencyWindow;
 use crate::store::redis::{HotStore, RedisSettings};
 use crate::{cache_slot, repair, routes};
 
@@ -30,6 +32,9 @@ pub struct Settings {
     pub cache: leaklab_cache::Config,
     pub cache_sweep_interval: Duration,
     pub shutdown_grace: Duration,
+    pub profile_dir: std::path::PathBuf,
+    /// `None`: the anomaly profiler is off.
+    pub anomaly: Option<anomaly::Settings>,
 }
 
 impl Settings {
@@ -54,6 +59,21 @@ impl Settings {
             cache,
             cache_sweep_interval: args.cache.cache_sweep_interval,
             shutdown_grace: args.shutdown_grace,
+            profile_dir: args.profiling.profile_dir.clone(),
+            anomaly: args.profiling.anomaly_profiling.then(|| {
+                let p = &args.profiling;
+                anomaly::Settings {
+                    interval: p.anomaly_interval,
+                    dir: p.profile_dir.clone(),
+                    cpu_profile: p.anomaly_cpu_profile,
+                    rules: vec![
+                        (Signal::CpuPercent, p.anomaly_cpu),
+                        (Signal::RssMb, p.anomaly_rss),
+                        (Signal::P99Ms, p.anomaly_p99),
+                        (Signal::SweepPauseMs, p.anomaly_sweep),
+                    ],
+                }
+            }),
         })
     }
 }
@@ -66,16 +86,20 @@ struct Inner {
     db: MySqlPool,
     hot: Arc<HotStore>,
     cache: Arc<CacheSlot>,
+    latencies: Arc<LatencyWindow>,
     settings: Settings,
 }
 
 impl AppState {
     pub fn new(db: MySqlPool, hot: HotStore, settings: Settings) -> Self {
+        // Installs the process-wide recorder before the first request is counted.
+        crate::metrics::global();
         let cache = Arc::new(CacheSlot::new(settings.cache.clone()));
         Self(Arc::new(Inner {
             db,
             hot: Arc::new(hot),
             cache,
+            latencies: Arc::default(),
             settings,
         }))
     }
@@ -100,6 +124,10 @@ impl AppState {
         self.0.cache.swap(mode)
     }
 
+    pub fn latencies(&self) -> &LatencyWindow {
+        &self.0.latencies
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.0.settings
     }
@@ -110,6 +138,14 @@ impl AppState {
             tokio::spawn(cache_slot::run_sweeper(
                 self.0.cache.clone(),
                 self.0.settings.cache_sweep_interval,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(anomaly) = &self.0.settings.anomaly {
+            tokio::spawn(anomaly::run(
+                anomaly.clone(),
+                self.0.latencies.clone(),
+                self.0.cache.clone(),
                 shutdown.clone(),
             ));
         }

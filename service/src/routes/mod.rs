@@ -3,6 +3,7 @@
 
 mod activities;
 mod admin;
+mod debug;
 mod health;
 mod reservations;
 
@@ -78,6 +79,11 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(admin::cache_stats, admin::swap_cache))
+        .routes(routes!(debug::metrics))
+        .routes(routes!(debug::cpu_profile))
+        .routes(routes!(debug::heap_profile))
+        .routes(routes!(debug::list_profiles))
+        .routes(routes!(debug::profile_file))
         .split_for_parts();
     openapi.merge(ops_openapi);
     let openapi = std::sync::Arc::new(openapi);
@@ -102,6 +108,10 @@ pub fn app(state: AppState) -> Router {
         // Outermost: the server span times everything and sees every final status.
         .layer(axum::middleware::from_fn(
             crate::telemetry::http::trace_request,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
         ))
         .with_state(state)
 }

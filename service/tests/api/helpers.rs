@@ -28,7 +28,9 @@ fn init_logs() {
 
 pub fn settings() -> Settings {
     Settings {
-        request_quota: Duration::from_millis(250),
+        // Generous: tests run in parallel on a debug build on two shared cores; the tests about
+        // the quota set their own.
+        request_quota: Duration::from_secs(5),
         max_in_flight: 256,
         max_body_bytes: 16 * 1024,
         related_activities: 3,
@@ -40,6 +42,8 @@ pub fn settings() -> Settings {
         },
         cache_sweep_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(2),
+        profile_dir: std::env::temp_dir().join(format!("leaklab-profiles-{}", rand_suffix())),
+        anomaly: None,
     }
 }
 

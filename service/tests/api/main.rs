@@ -6,6 +6,16 @@ mod admin;
 mod bad_input;
 mod faults;
 mod helpers;
+mod observability;
 mod page;
 mod reservations;
 mod traces;
+
+// The service's binary runs on jemalloc with heap profiling on; so does this test binary, so that
+// the heap-profile routes and the anomaly profiler are tested as they run in production.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "malloc_conf")]
+pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0";

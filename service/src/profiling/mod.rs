@@ -1,0 +1,37 @@
+//! CPU and heap profiles on demand (`/debug/pprof/*`) and on anomalies (`anomaly`), the way the
+//! incident team used pprof and the Go tool Holmes.
+
+pub mod anomaly;
+pub mod cpu;
+pub mod heap;
+pub mod process;
+pub mod window;
+
+/// Why a profile could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("a CPU profile is already being taken; try again when it ends")]
+    Busy,
+    #[error("heap profiling is not available: {0}")]
+    HeapUnavailable(&'static str),
+    #[error("profiling failed: {0}")]
+    Failed(String),
+}
+
+impl From<ProfileError> for crate::error::AppError {
+    fn from(err: ProfileError) -> Self {
+        use axum::http::StatusCode;
+        match err {
+            ProfileError::Busy => crate::error::AppError::Conflict {
+                code: "profile_in_progress",
+                message: err.to_string(),
+            },
+            ProfileError::HeapUnavailable(_) => crate::error::AppError::Rejected {
+                status: StatusCode::NOT_IMPLEMENTED,
+                code: "heap_profiling_unavailable",
+                message: err.to_string(),
+            },
+            ProfileError::Failed(_) => crate::error::AppError::Internal(anyhow::anyhow!(err)),
+        }
+    }
+}
