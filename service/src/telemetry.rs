@@ -95,13 +95,17 @@ impl Tracing {
             return Ok(None);
         }
         let stats = Arc::new(ExportStats::default());
+        let endpoint = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
+        let sampler = match endpoint {
+            Some(_) => sampler(args.otel_traces_sampler, args.otel_traces_sampler_arg)?,
+            // Nothing leaves the process, so recording spans would be pure cost: spans still get
+            // ids (for logs and responses) but are never recorded.
+            None => Sampler::AlwaysOff,
+        };
         let mut builder = SdkTracerProvider::builder()
-            .with_sampler(sampler(
-                args.otel_traces_sampler,
-                args.otel_traces_sampler_arg,
-            )?)
+            .with_sampler(sampler)
             .with_resource(resource(args));
-        if let Some(endpoint) = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        if let Some(endpoint) = endpoint {
             let exporter = CountingExporter {
                 inner: exporter(args.otlp_protocol, endpoint, args.otlp_timeout_ms)?,
                 stats: stats.clone(),
@@ -139,6 +143,9 @@ impl Tracing {
             .with_threads(false)
             .with_location(false)
             .with_tracked_inactivity(false)
+            // Parents come from the tracing span tree, not from OpenTelemetry's thread-local
+            // context, which would otherwise be swapped on every poll of every instrumented future.
+            .with_context_activation(false)
             .with_filter(Targets::new().with_target(TRACED_TARGET, Level::DEBUG))
             .boxed()
     }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Page-endpoint throughput with tracing off, on without export, and exporting at 1 %, 10 % and
+# 100 % root sampling to a local OTLP/gRPC receiver (examples/otlp_sink.rs), as ratios to "off",
+# in one run. Each configuration restarts the release service; rounds alternate configurations
+# and the best of each is reported.
+#
+#   bash service/bench/tracing_overhead.sh        # needs wrk (apt-get install wrk)
+#
+# Env: DATABASE_URL root (DB_ROOT), REDIS_URL, CACHE_MODE (fixed), DURATION (10s),
+# CONNECTIONS (32), THREADS (1), ROUNDS (3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DB_ROOT=${DB_ROOT:-mysql://root@127.0.0.1:3306}
+DB_NAME=${DB_NAME:-leaklab_bench_tracing}
+CACHE_MODE=${CACHE_MODE:-fixed}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+SERVICE_ADDR=127.0.0.1:18190
+SINK_ADDR=127.0.0.1:18191
+PAGE_PATH="/v1/activities/1/page?user_id=1"
+CONFIGS="off no-export 1% 10% 100%"
+
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS $DB_NAME"
+cargo build --release -q -p reservation-service --bin reservation-service --example otlp_sink
+target_dir=${CARGO_TARGET_DIR:-target}
+bin=$target_dir/release/reservation-service
+export DATABASE_URL="$DB_ROOT/$DB_NAME"
+"$bin" seed --activities 1000 --users 10000 --reset >/dev/null
+
+sink_log=$(mktemp)
+"$target_dir/release/examples/otlp_sink" "$SINK_ADDR" >"$sink_log" &
+sink_pid=$!
+service_pid=
+trap 'kill $sink_pid ${service_pid:-} 2>/dev/null || true' EXIT
+sink_count() { local n; n=$(tail -n1 "$sink_log" 2>/dev/null); echo "${n:-0}"; }
+
+# Starts the service for one configuration; prints nothing, sets service_pid.
+start() {
+  local env=(RUST_LOG=warn CACHE_MODE="$CACHE_MODE" LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:")
+  case $1 in
+    off) env+=(OTEL_SDK_DISABLED=true) ;;
+    no-export) ;;
+    *%) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR"
+              OTEL_TRACES_SAMPLER_ARG=$(python3 -c "print(${1%\%} / 100)")) ;;
+  esac
+  env "${env[@]}" "$bin" serve &
+  service_pid=$!
+  for _ in $(seq 50); do curl -fs "http://$SERVICE_ADDR/healthz" >/dev/null && break; sleep 0.2; done
+  for _ in 1 2 3; do curl -fs "http://$SERVICE_ADDR$PAGE_PATH" >/dev/null; done
+}
+
+stop() { kill -INT "$service_pid"; wait "$service_pid" 2>/dev/null || true; service_pid=; }
+
+rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$SERVICE_ADDR$PAGE_PATH" \
+          | awk '/Requests\/sec/ {print $2}'; }
+
+declare -A best spans_per_s
+for config in $CONFIGS; do best[$config]=0; spans_per_s[$config]=0; done
+for round in $(seq "$ROUNDS"); do
+  for config in $CONFIGS; do
+    start "$config"
+    before=$(sink_count)
+    r=$(rps)
+    sleep 1.5   # the exporter's last batch, and the sink's next count line
+    after=$(sink_count)
+    stop
+    s=$(python3 -c "print(round(($after - $before) / float('${DURATION%s}')))")
+    echo "round $round: $config ${r} req/s, ${s} spans/s received"
+    if python3 -c "import sys; sys.exit(0 if $r > ${best[$config]} else 1)"; then
+      best[$config]=$r; spans_per_s[$config]=$s
+    fi
+  done
+done
+
+echo
+echo "| tracing | req/s (best of $ROUNDS) | ratio to off | spans/s received |"
+echo "|---|---|---|---|"
+for config in $CONFIGS; do
+  python3 -c "print(f'| $config | {${best[$config]}:,.0f} | {${best[$config]} / ${best[off]}:.3f} | {${spans_per_s[$config]}:,} |')"
+done
