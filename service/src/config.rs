@@ -197,6 +197,16 @@ pub struct CacheArgs {
     /// Period of the expiry sweep that walks the cache's frequency list; 0 turns it off.
     #[arg(long, env = "CACHE_SWEEP_INTERVAL", value_parser = duration, default_value = "1s")]
     pub cache_sweep_interval: Duration,
+    /// Cache hits to replay into the cache before serving (`0`: none). Time compression: the
+    /// leaky list grows as if that many hits had already happened (see README).
+    #[arg(long, env = "CACHE_PREAGE_HITS", default_value_t = 0)]
+    pub cache_preage_hits: u64,
+    /// Activities (ids 1..=N, the most popular after `seed`) the replayed hits go to.
+    #[arg(long, env = "CACHE_PREAGE_KEYS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cache_preage_keys: u32,
+    /// Zipf exponent of the replayed hits (the load generator's default is 1.0).
+    #[arg(long, env = "CACHE_PREAGE_ZIPF", default_value_t = 1.0)]
+    pub cache_preage_zipf: f64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod page;
+pub mod preage;
 pub mod profiling;
 pub mod repair;
 pub mod routes;

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use reservation_service::config::{Cli, Command};
 use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::{seed, telemetry};
+use reservation_service::{preage, seed, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,20 +28,31 @@ async fn main() -> anyhow::Result<()> {
                 startup::migrate(&pool).await?;
             }
             let hot = startup::hot_store(&args.redis)?;
+            let related = settings.related_activities;
+            let state = AppState::new(pool, hot, settings);
+            if args.cache.cache_preage_hits > 0 {
+                let report = preage::run(
+                    state.db(),
+                    state.cache(),
+                    preage::Preage {
+                        hits: args.cache.cache_preage_hits,
+                        keys: args.cache.cache_preage_keys,
+                        zipf: args.cache.cache_preage_zipf,
+                    },
+                    related,
+                )
+                .await?;
+                tracing::info!(?report, "cache pre-aged");
+            }
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             tracing::info!(
                 addr = %listener.local_addr()?,
-                cache_mode = %settings.cache.mode,
+                cache_mode = %state.settings().cache.mode,
                 "reservation service listening"
             );
-            startup::run(
-                listener,
-                AppState::new(pool, hot, settings),
-                startup::shutdown_signal(),
-            )
-            .await
+            startup::run(listener, state, startup::shutdown_signal()).await
         }
         Command::Seed(args) => {
             let pool = startup::mysql_pool(&args.database)?;

@@ -1,0 +1,88 @@
+//! Pre-ageing: replays past cache hits into the in-process cache before the load starts.
+//!
+//! The incident's cache had taken hours of peak traffic to leak over a million nodes; a lab run
+//! lasts minutes. Rather than fake the result, this replays the traffic: `hits` real `get`s on
+//! the hottest activities, drawn with the same Zipf law as the load generator, through the same
+//! cache code a request uses. In `leaky` mode the frequency list grows exactly as that many past
+//! hits would have grown it; in `fixed` and `moka` mode the same replay leaves nothing behind.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Zipf};
+use sqlx::MySqlPool;
+
+use crate::cache_slot::ActivityCache;
+use crate::domain::ActivitySummary;
+use crate::store::mysql;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Preage {
+    /// Cache hits to replay.
+    pub hits: u64,
+    /// How many of the most popular activities (ids 1..=keys, as `seed` makes them) receive them.
+    pub keys: u32,
+    pub zipf: f64,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PreageReport {
+    pub hits: u64,
+    pub keys: usize,
+    pub nodes: u64,
+    pub heap_bytes: u64,
+    pub elapsed_ms: u128,
+}
+
+/// Loads the hottest activities into `cache`, then replays the hits on a blocking thread.
+pub async fn run(
+    pool: &MySqlPool,
+    cache: Arc<ActivityCache>,
+    preage: Preage,
+    related: u32,
+) -> anyhow::Result<PreageReport> {
+    let started = Instant::now();
+    let mut summaries: Vec<(u64, Arc<ActivitySummary>)> = Vec::new();
+    for id in 1..=u64::from(preage.keys) {
+        if let Some(summary) = mysql::activity_summary(pool, id, related)
+            .await
+            .context("loading activities to pre-age the cache")?
+        {
+            summaries.push((id, Arc::new(summary)));
+        }
+    }
+    anyhow::ensure!(
+        !summaries.is_empty(),
+        "cannot pre-age the cache: no activities with ids 1..={} (run `seed` first)",
+        preage.keys
+    );
+    let zipf = Zipf::new(summaries.len() as f64, preage.zipf).context("invalid Zipf exponent")?;
+    let keys = summaries.len();
+    let report = tokio::task::spawn_blocking(move || {
+        for (id, summary) in &summaries {
+            cache.set(*id, summary.clone());
+        }
+        let mut rng = StdRng::seed_from_u64(0x1eaf);
+        for _ in 0..preage.hits {
+            let rank = zipf.sample(&mut rng) as usize - 1;
+            cache.get(&summaries[rank].0);
+        }
+        let stats = cache.stats();
+        PreageReport {
+            hits: preage.hits,
+            keys,
+            nodes: stats.nodes,
+            heap_bytes: stats.heap_bytes,
+            elapsed_ms: 0,
+        }
+    })
+    .await
+    .context("pre-ageing failed")?;
+    Ok(PreageReport {
+        elapsed_ms: started.elapsed().as_millis(),
+        ..report
+    })
+}
