@@ -32,7 +32,11 @@ BIN=target/release/loadtest
 target/release/examples/fixed_server "127.0.0.1:$PORT" 1 2>/dev/null &
 SRV=$!
 trap 'kill $SRV 2>/dev/null; rm -rf "$TMP"' EXIT
-sleep 0.5
+# Wait (up to 10 s on a busy machine) until the server accepts connections.
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  sleep 0.1
+done
 URL="http://127.0.0.1:$PORT"
 PAGE="$URL/v1/activities/1/page?user_id=1"
 
