@@ -29,13 +29,16 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
 };
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{FmtSpan, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry, filter::Targets};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogArgs, LogFormat, OtlpProtocol, SamplerKind, TelemetryArgs};
 
@@ -146,8 +149,61 @@ impl Tracing {
             // Parents come from the tracing span tree, not from OpenTelemetry's thread-local
             // context, which would otherwise be swapped on every poll of every instrumented future.
             .with_context_activation(false)
-            .with_filter(Targets::new().with_target(TRACED_TARGET, Level::DEBUG))
+            .with_filter(SampledOnly {
+                targets: Targets::new().with_target(TRACED_TARGET, Level::DEBUG),
+            })
             .boxed()
+    }
+}
+
+/// Left by the HTTP middleware on a request span whose trace is not sampled.
+struct Unsampled;
+
+/// Marks `span` as the root of an unsampled trace: the spans it would contain are then not made
+/// at all for OpenTelemetry (see [`SampledOnly`]), so an unsampled request costs one span, not ten.
+pub fn mark_unsampled(span: &tracing::Span) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(data) = dispatch
+            .downcast_ref::<Registry>()
+            .and_then(|registry| registry.span(id))
+        {
+            let mut extensions = data.extensions_mut();
+            if extensions.get_mut::<Unsampled>().is_none() {
+                extensions.insert(Unsampled);
+            }
+        }
+    });
+}
+
+/// The OpenTelemetry layer's filter: this crate's spans and events, except spans inside a span
+/// marked [`Unsampled`]. tracing-opentelemetry would build them and the SDK would drop them; not
+/// making them is what keeps tracing at a low sampling ratio cheap.
+struct SampledOnly {
+    targets: Targets,
+}
+
+impl<S> Filter<S> for SampledOnly
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+        self.targets.would_enable(meta.target(), meta.level())
+            && (!meta.is_span()
+                || cx
+                    .lookup_current()
+                    .is_none_or(|parent| parent.extensions().get::<Unsampled>().is_none()))
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.targets.would_enable(meta.target(), meta.level()) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::DEBUG)
     }
 }
 

@@ -51,6 +51,9 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
         let _ = span.set_parent(parent);
     }
     let span_context = span.context().span().span_context().clone();
+    if !span_context.is_sampled() {
+        super::mark_unsampled(&span);
+    }
 
     let mut response = next.run(request).instrument(span.clone()).await;
 
