@@ -178,6 +178,7 @@ impl RunArgs {
                 token: self
                     .admin_token
                     .clone()
+                    .filter(|t| !t.is_empty())
                     .ok_or_else(|| usage("--flip-at needs --admin-token or ADMIN_TOKEN".into()))?,
             }),
         };
@@ -201,7 +202,7 @@ impl RunArgs {
             keep_failed: self.trace_failed,
             lag_threshold: self.lag_threshold,
             flip,
-            admin_token: self.admin_token.clone(),
+            admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
             progress: self.progress,
         })
     }

@@ -141,6 +141,10 @@ async fn two_on_bad_input_or_setup() {
             "2s",
             "--flip-at",
             "1s",
+            // An empty token counts as none, so an ADMIN_TOKEN in the
+            // environment of the test run cannot satisfy this case.
+            "--admin-token",
+            "",
         ],
         &[
             "run",
@@ -173,7 +177,6 @@ async fn two_on_bad_input_or_setup() {
         if args[0] == "run" {
             a.extend(["--out", "/tmp/loadtest-it-never-written"]);
         }
-        // --flip-at without a token must fail even if ADMIN_TOKEN is set around us.
         assert_eq!(cli(&a).await, EXIT_USAGE, "{args:?}");
     }
 }
