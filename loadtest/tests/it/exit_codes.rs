@@ -215,3 +215,59 @@ fn the_binary_exits_two_on_usage_errors_and_zero_on_help() {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_on_the_command_line_combines_two_generators() {
+    let ok = helpers::spawn(helpers::ok_app()).await;
+    let (a, b, out) = (
+        tempdir("cli-merge-a"),
+        tempdir("cli-merge-b"),
+        tempdir("cli-merge-out"),
+    );
+    let run = |dir: &std::path::Path, seed: &str| {
+        let d = dir.to_str().unwrap().to_string();
+        let (ok, seed) = (ok.clone(), seed.to_string());
+        async move {
+            cli(&[
+                "run",
+                "--target",
+                &ok,
+                "--rate",
+                "50",
+                "--duration",
+                "1s",
+                "--progress",
+                "off",
+                "--seed",
+                &seed,
+                "--out",
+                &d,
+            ])
+            .await
+        }
+    };
+    // Two generators at the same time, as from two machines.
+    let (ca, cb) = tokio::join!(run(&a, "1"), run(&b, "2"));
+    assert_eq!((ca, cb), (EXIT_OK, EXIT_OK));
+    let code = cli(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, EXIT_OK);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(s["totals"]["sent"], 100);
+    let per_second: u64 = s["windows_1s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, 100);
+    assert!(out.join("report.html").is_file() && out.join("windows.csv").is_file());
+}
