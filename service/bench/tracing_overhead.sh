@@ -40,7 +40,7 @@ sink_count() { local n; n=$(tail -n1 "$sink_log" 2>/dev/null); echo "${n:-0}"; }
 
 # Starts the service for one configuration; prints nothing, sets service_pid.
 start() {
-  local env=(RUST_LOG=warn CACHE_MODE="$CACHE_MODE" LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:")
+  local env=(RUST_LOG=warn ANOMALY_PROFILING=false CACHE_MODE="$CACHE_MODE" LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:")
   case $1 in
     off) env+=(OTEL_SDK_DISABLED=true) ;;
     no-export) ;;

@@ -31,9 +31,9 @@ use opentelemetry_sdk::trace::{
 };
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::fmt::format::{FmtSpan, Writer};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{self, Filter};
 use tracing_subscriber::registry::LookupSpan;
@@ -60,20 +60,40 @@ pub fn subscriber(
     log: &LogArgs,
     tracing: Option<&Tracing>,
 ) -> anyhow::Result<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>> {
+    subscriber_writing_to(log, tracing, std::io::stdout)
+}
+
+fn subscriber_writing_to<W>(
+    log: &LogArgs,
+    tracing: Option<&Tracing>,
+    writer: W,
+) -> anyhow::Result<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&log.log_filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {:?}: {e}", log.log_filter))?;
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(2);
     layers.push(match log.log_format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .with_span_events(FmtSpan::NONE)
             .with_filter(filter)
             .boxed(),
+        // JSON lines carry `trace_id`/`span_id` instead of the fields of every enclosing span, so
+        // this layer takes no spans at all: formatting the fields of ten spans per request would
+        // cost more than the request's own logging.
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
             .json()
             .event_format(WithTraceIds(
-                tracing_subscriber::fmt::format().json().flatten_event(true),
+                tracing_subscriber::fmt::format()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false),
             ))
-            .with_filter(filter)
+            .with_filter(filter.and(filter_fn(|meta| meta.is_event())))
             .boxed(),
     });
     if let Some(tracing) = tracing {
@@ -439,8 +459,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let Some((trace_id, span_id)) = ctx.lookup_current().and_then(|s| trace_ids(&s.id()))
-        else {
+        // The innermost span whatever this layer's filter (which takes no spans).
+        let current = ctx.current_span();
+        let Some((trace_id, span_id)) = current.id().and_then(trace_ids) else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
@@ -483,6 +504,52 @@ mod tests {
                 ("team".into(), "x".into())
             ]
         );
+    }
+
+    /// The process-wide subscriber (as in the binary), writing JSON lines into a buffer.
+    #[test]
+    fn json_lines_inside_a_span_carry_trace_and_span_ids() {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let log = LogArgs {
+            log_filter: "reservation_service=info".into(),
+            log_format: LogFormat::Json,
+        };
+        let tracing = Tracing::new(&TelemetryArgs::default()).unwrap();
+        let writer = buffer.clone();
+        let subscriber = subscriber_writing_to(&log, tracing.as_ref(), move || writer.clone());
+        if let Err(error) = subscriber.unwrap().try_init() {
+            panic!("cannot install the process-wide subscriber: {error}");
+        }
+        tracing::info!("outside any span");
+        let span = tracing::info_span!("request");
+        span.in_scope(|| tracing::info!(answer = 42, "inside"));
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].get("trace_id").is_none(), "{text}");
+        let inside = &lines[1];
+        assert_eq!(inside["message"], "inside");
+        assert_eq!(inside["answer"], 42);
+        assert_eq!(
+            inside["trace_id"].as_str().map(str::len),
+            Some(32),
+            "{text}"
+        );
+        assert_eq!(inside["span_id"].as_str().map(str::len), Some(16), "{text}");
     }
 
     #[test]
