@@ -53,7 +53,11 @@ start() {
   for _ in 1 2 3; do curl -fs "http://$SERVICE_ADDR$PAGE_PATH" >/dev/null; done
 }
 
-stop() { kill -INT "$service_pid"; wait "$service_pid" 2>/dev/null || true; service_pid=; }
+stop() {
+  kill -INT "$service_pid" 2>/dev/null || echo "the service ($1) exited before the end of its run" >&2
+  wait "$service_pid" 2>/dev/null || true
+  service_pid=
+}
 
 rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$SERVICE_ADDR$PAGE_PATH" \
           | awk '/Requests\/sec/ {print $2}'; }
@@ -67,7 +71,7 @@ for round in $(seq "$ROUNDS"); do
     r=$(rps)
     sleep 1.5   # the exporter's last batch, and the sink's next count line
     after=$(sink_count)
-    stop
+    stop "$config"
     s=$(python3 -c "print(round(($after - $before) / float('${DURATION%s}')))")
     echo "round $round: $config ${r} req/s, ${s} spans/s received"
     if python3 -c "import sys; sys.exit(0 if $r > ${best[$config]} else 1)"; then
