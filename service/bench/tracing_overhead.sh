@@ -59,30 +59,40 @@ stop() {
   service_pid=
 }
 
+# CPU seconds (user + system) the service has used so far: less sensitive than req/s to other
+# work on the machine.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$service_pid/stat"; }
+
 rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$SERVICE_ADDR$PAGE_PATH" \
           | awk '/Requests\/sec/ {print $2}'; }
 
-declare -A best spans_per_s
-for config in $CONFIGS; do best[$config]=0; spans_per_s[$config]=0; done
+declare -A best spans_per_s best_cpu
+for config in $CONFIGS; do best[$config]=0; spans_per_s[$config]=0; best_cpu[$config]=1e9; done
 for round in $(seq "$ROUNDS"); do
   for config in $CONFIGS; do
     start "$config"
     before=$(sink_count)
+    cpu_before=$(cpu_s)
     r=$(rps)
+    cpu_after=$(cpu_s)
     sleep 1.5   # the exporter's last batch, and the sink's next count line
     after=$(sink_count)
     stop "$config"
     s=$(python3 -c "print(round(($after - $before) / float('${DURATION%s}')))")
-    echo "round $round: $config ${r} req/s, ${s} spans/s received"
+    us=$(python3 -c "print(round(($cpu_after - $cpu_before) * 1e6 / ($r * float('${DURATION%s}')), 1))")
+    echo "round $round: $config ${r} req/s, ${us} us CPU/request, ${s} spans/s received"
     if python3 -c "import sys; sys.exit(0 if $r > ${best[$config]} else 1)"; then
       best[$config]=$r; spans_per_s[$config]=$s
+    fi
+    if python3 -c "import sys; sys.exit(0 if $us < ${best_cpu[$config]} else 1)"; then
+      best_cpu[$config]=$us
     fi
   done
 done
 
 echo
-echo "| tracing | req/s (best of $ROUNDS) | ratio to off | spans/s received |"
-echo "|---|---|---|---|"
+echo "| tracing | req/s (best of $ROUNDS) | ratio to off | service CPU µs/request (best) | ratio to off | spans/s received |"
+echo "|---|---|---|---|---|---|"
 for config in $CONFIGS; do
-  python3 -c "print(f'| $config | {${best[$config]}:,.0f} | {${best[$config]} / ${best[off]}:.3f} | {${spans_per_s[$config]}:,} |')"
+  python3 -c "print(f'| $config | {${best[$config]}:,.0f} | {${best[$config]} / ${best[off]}:.3f} | {${best_cpu[$config]}} | {${best_cpu[off]} / ${best_cpu[$config]}:.3f} | {${spans_per_s[$config]}:,} |')"
 done
