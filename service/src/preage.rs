@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
@@ -30,6 +31,8 @@ pub struct Preage {
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct PreageReport {
+    /// Activities loaded into the cache.
+    pub warmed: usize,
     pub hits: u64,
     pub keys: usize,
     pub nodes: u64,
@@ -37,7 +40,7 @@ pub struct PreageReport {
     pub elapsed_ms: u128,
 }
 
-/// Loads the hottest activities into `cache`, then replays the hits on a blocking thread.
+/// Loads activities into `cache`, then replays the hits on a blocking thread.
 pub async fn run(
     pool: &MySqlPool,
     cache: Arc<ActivityCache>,
@@ -45,26 +48,32 @@ pub async fn run(
     related: u32,
 ) -> anyhow::Result<PreageReport> {
     let started = Instant::now();
-    let mut summaries: Vec<(u64, Arc<ActivitySummary>)> = Vec::new();
-    for id in 1..=u64::from(preage.keys) {
-        if let Some(summary) = mysql::activity_summary(pool, id, related)
-            .await
-            .context("loading activities to pre-age the cache")?
-        {
-            summaries.push((id, Arc::new(summary)));
-        }
-    }
+    // Warm the whole cache first (ids 1..=capacity, as `seed` numbers them), as hours of traffic
+    // would have: a run then measures the leak, not a cold start.
+    let capacity = cache.stats().capacity as u64;
+    let mut summaries: Vec<(u64, Arc<ActivitySummary>)> = futures::stream::iter(1..=capacity)
+        .map(|id| async move {
+            mysql::activity_summary(pool, id, related)
+                .await
+                .map(|s| s.map(|s| (id, Arc::new(s))))
+        })
+        .buffered(16)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await
+        .context("loading activities to pre-age the cache")?;
     anyhow::ensure!(
         !summaries.is_empty(),
-        "cannot pre-age the cache: no activities with ids 1..={} (run `seed` first)",
-        preage.keys
+        "cannot pre-age the cache: no activities with ids 1..={capacity} (run `seed` first)"
     );
-    let zipf = Zipf::new(summaries.len() as f64, preage.zipf).context("invalid Zipf exponent")?;
-    let keys = summaries.len();
+    let warmed = summaries.len();
+    let keys = warmed.min(preage.keys as usize);
+    let zipf = Zipf::new(keys as f64, preage.zipf).context("invalid Zipf exponent")?;
     let report = tokio::task::spawn_blocking(move || {
         for (id, summary) in &summaries {
             cache.set(*id, summary.clone());
         }
+        summaries.truncate(keys);
         let mut rng = StdRng::seed_from_u64(0x1eaf);
         for _ in 0..preage.hits {
             let rank = zipf.sample(&mut rng) as usize - 1;
@@ -72,6 +81,7 @@ pub async fn run(
         }
         let stats = cache.stats();
         PreageReport {
+            warmed,
             hits: preage.hits,
             keys,
             nodes: stats.nodes,
