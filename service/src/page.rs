@@ -146,21 +146,31 @@ async fn hot_state(
         return Ok((count, user, Source::Redis));
     }
     let redis_up = cached.is_some();
-    let from_db_counter = match cached.and_then(|c| c.counter) {
-        Some(count) => Err(count),
-        None => Ok(mysql::counter(state.db(), activity_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("activity {activity_id} does not exist")))?),
+    // Each part is either Redis's copy or MySQL's row with its version (`loaded`), which is
+    // what a read-repair writes back.
+    let (count, loaded_counter) = match cached.and_then(|c| c.counter) {
+        Some(count) => (count, None),
+        None => {
+            let row = mysql::counter(state.db(), activity_id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::NotFound(format!("activity {activity_id} does not exist"))
+                })?;
+            (row.value, Some(row))
+        }
     };
-    let from_db_user = match cached.and_then(|c| c.user) {
-        Some(user) => Err(user),
-        None => Ok(mysql::user_state(state.db(), activity_id, user_id).await?),
+    let (user, loaded_user) = match cached.and_then(|c| c.user) {
+        Some(user) => (user, None),
+        None => {
+            let row = mysql::user_state(state.db(), activity_id, user_id).await?;
+            (row.value, Some(row))
+        }
     };
     if redis_up {
         // Read-repair of the parts Redis missed; versions keep it from undoing a newer write.
         let hot = state.hot_arc();
-        let counter = from_db_counter.ok().map(|c| (activity_id, c));
-        let user = from_db_user.ok().map(|u| (activity_id, user_id, u));
+        let counter = loaded_counter.map(|c| (activity_id, c));
+        let user = loaded_user.map(|u| (activity_id, user_id, u));
         tokio::spawn(
             async move {
                 let _ = hot.put(counter, user).await;
@@ -168,8 +178,6 @@ async fn hot_state(
             .instrument(background_span("redis.read_repair")),
         );
     }
-    let count = from_db_counter.map_or_else(|cached| cached, |c| c.value);
-    let user = from_db_user.map_or_else(|cached| cached, |u| u.value);
     Ok((count, user, Source::Mysql))
 }
 
