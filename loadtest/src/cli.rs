@@ -12,6 +12,7 @@ use crate::flip::FlipConfig;
 use crate::progress::ProgressMode;
 use crate::recording::HIST_HIGH_US;
 use crate::schedule::{RatePolicy, Stage};
+use crate::verify::VerifyConfig;
 use crate::workload::{Scenario, WorkloadConfig};
 use crate::{EXIT_USAGE, merge, report, run};
 
@@ -25,7 +26,8 @@ Requests are sent at their scheduled times whatever the server does; latency is 
 from each request's intended send time, so a stalled server counts against every request \
 it delays. A request is good when it gets a non-5xx answer within the quota.\n\n\
 Exit status: 0 SLO met, 1 SLO missed, 2 usage or setup error, \
-3 inconclusive (the generator fell behind and dropped requests, or nothing was measured)."
+3 inconclusive (the generator fell behind and dropped requests, or nothing was measured), \
+4 --verify found a lost, duplicated or unexplained write."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -119,6 +121,23 @@ pub struct RunArgs {
     /// Live display: bar on a terminal, plain lines every 5 s otherwise.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// After the run, check every acknowledged reserve and cancel in MySQL (and Redis against
+    /// MySQL): nothing lost, duplicated or changed without an answer. Needs --scenario reserve
+    /// or mix and --verify-database-url. Exit status 4 on a violation.
+    #[arg(long)]
+    pub verify: bool,
+    /// MySQL URL of the service's database, read directly by --verify.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub verify_database_url: Option<String>,
+    /// Redis URL of the service, for --verify to compare its copies with MySQL (skipped if unset).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub verify_redis_url: Option<String>,
+    /// The service's Redis key prefix (its --redis-prefix).
+    #[arg(long, env = "REDIS_PREFIX", default_value = "leaklab:")]
+    pub redis_prefix: String,
+    /// How long --verify waits for Redis (and late requests) to settle before reporting disagreement.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub verify_wait: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +201,28 @@ impl RunArgs {
                     .ok_or_else(|| usage("--flip-at needs --admin-token or ADMIN_TOKEN".into()))?,
             }),
         };
+        let verify = if self.verify {
+            if self.scenario == Scenario::Page {
+                return Err(usage(
+                    "--verify checks writes: use --scenario reserve or mix (page only reads)"
+                        .into(),
+                ));
+            }
+            Some(VerifyConfig {
+                database_url: self
+                    .verify_database_url
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| {
+                        usage("--verify needs --verify-database-url or DATABASE_URL".into())
+                    })?,
+                redis_url: self.verify_redis_url.clone().filter(|u| !u.is_empty()),
+                redis_prefix: self.redis_prefix.clone(),
+                wait: self.verify_wait,
+            })
+        } else {
+            None
+        };
         Ok(run::RunConfig {
             target: self.target.clone(),
             policy,
@@ -204,6 +245,7 @@ impl RunArgs {
             flip,
             admin_token: self.admin_token.clone().filter(|t| !t.is_empty()),
             progress: self.progress,
+            verify,
         })
     }
 }

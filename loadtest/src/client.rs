@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::http1::{Http1Conn, Http1Error, Response, write_request};
 use crate::trace::TraceCtx;
-use crate::workload::Op;
+use crate::verify::record::{self, Recorder};
+use crate::workload::{Op, OpKind};
 
 /// How a request ended, per the incident's service level definitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +144,8 @@ pub struct ClientCtx {
     pub quota: Duration,
     pub trace_sample: f64,
     pub start: Instant,
+    /// `--verify`: where reserves and cancels and their answers go.
+    pub recorder: Option<Arc<Recorder>>,
 }
 
 /// One connection's worth of work: runs until the job queue closes.
@@ -154,7 +157,13 @@ pub async fn worker(
     let mut rng = SmallRng::from_os_rng();
     let mut conn: Option<Http1Conn> = None;
     let mut request = Vec::with_capacity(256);
+    let mut body = Vec::new();
     while let Ok(job) = jobs.recv_async().await {
+        let recorded = ctx
+            .recorder
+            .as_ref()
+            .filter(|_| job.op.kind != OpKind::Page);
+        body.clear();
         let trace = TraceCtx::random(&mut rng, ctx.trace_sample);
         let deadline = job.intended + ctx.quota;
         let picked = Instant::now();
@@ -169,8 +178,12 @@ pub async fn worker(
                 &ctx.target.host_str,
                 &trace,
             );
-            match tokio::time::timeout_at(deadline, exchange(&mut conn, &ctx.target, &request))
-                .await
+            let keep_body = recorded.is_some().then_some(&mut body);
+            match tokio::time::timeout_at(
+                deadline,
+                exchange(&mut conn, &ctx.target, &request, keep_body),
+            )
+            .await
             {
                 Ok(Ok(resp)) => {
                     let trace = TraceCtx {
@@ -196,6 +209,14 @@ pub async fn worker(
                 }
             }
         };
+        if let Some(rec) = recorded {
+            rec.record(
+                job.op,
+                job.intended - ctx.start,
+                Instant::now() - ctx.start,
+                record::classify(class, status, sent_at.is_some(), &body),
+            );
+        }
         let outcome = Outcome {
             intended: job.intended - ctx.start,
             latency: Instant::now().saturating_duration_since(job.intended),
@@ -216,10 +237,14 @@ async fn exchange(
     conn: &mut Option<Http1Conn>,
     target: &Target,
     request: &[u8],
+    body: Option<&mut Vec<u8>>,
 ) -> std::result::Result<Response, Http1Error> {
     if let Some(c) = conn.as_mut() {
         match c.exchange(request).await {
             Ok(r) => {
+                if let Some(out) = body {
+                    c.copy_body(out);
+                }
                 if r.close {
                     *conn = None;
                 }
@@ -233,6 +258,9 @@ async fn exchange(
     }
     let mut fresh = Http1Conn::connect(target.addr).await?;
     let r = fresh.exchange(request).await?;
+    if let Some(out) = body {
+        fresh.copy_body(out);
+    }
     if !r.close {
         *conn = Some(fresh);
     }

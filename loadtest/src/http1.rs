@@ -67,6 +67,10 @@ enum Body {
 pub struct Http1Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// Where the last response's body starts in `buf`, and whether it is chunked.
+    body_at: usize,
+    body_len: Option<usize>,
+    chunked: bool,
 }
 
 /// Serialize a request for `op` into `out` (cleared first; reused across requests).
@@ -94,6 +98,9 @@ impl Http1Conn {
         Ok(Http1Conn {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
+            body_at: 0,
+            body_len: Some(0),
+            chunked: false,
         })
     }
 
@@ -158,6 +165,13 @@ impl Http1Conn {
             }
             break (head_len, status, body, trace_id, close);
         };
+        self.body_at = head_len;
+        self.body_len = match body {
+            Body::None => Some(0),
+            Body::Length(len) => Some(len),
+            Body::Chunked | Body::UntilClose => None,
+        };
+        self.chunked = matches!(body, Body::Chunked);
         let close = match body {
             Body::None => close,
             Body::Length(len) => {
@@ -182,6 +196,33 @@ impl Http1Conn {
             trace_id,
             close,
         })
+    }
+
+    /// Copy the body of the last complete response into `out` (cleared first), de-chunked.
+    /// Only what `--verify` needs: the hot path never calls it.
+    pub fn copy_body(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let rest = self.buf.get(self.body_at..).unwrap_or_default();
+        if !self.chunked {
+            let len = self.body_len.unwrap_or(rest.len()).min(rest.len());
+            out.extend_from_slice(&rest[..len]);
+            return;
+        }
+        let mut pos = 0;
+        while let Ok(httparse::Status::Complete((used, size))) =
+            httparse::parse_chunk_size(&rest[pos..])
+        {
+            let start = pos + used;
+            let end = start + size as usize;
+            if size == 0 || end > rest.len() {
+                return;
+            }
+            out.extend_from_slice(&rest[start..end]);
+            pos = end + 2;
+            if pos > rest.len() {
+                return;
+            }
+        }
     }
 
     /// Consume a chunked body starting at `pos`, through the final empty line.
@@ -286,6 +327,23 @@ mod tests {
                 close: true
             }
         );
+    }
+
+    #[tokio::test]
+    async fn bodies_can_be_copied_out() {
+        let mut out = Vec::new();
+        for reply in [
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n",
+        ] {
+            let reply: &'static [u8] = reply;
+            let mut c = Http1Conn::connect(serve_once(reply).await).await.unwrap();
+            c.exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            c.copy_body(&mut out);
+            assert_eq!(out, b"hello");
+        }
     }
 
     #[tokio::test]

@@ -42,6 +42,7 @@ pub mod summary;
 pub mod trace;
 pub mod util;
 pub mod verdict;
+pub mod verify;
 pub mod workload;
 
 pub use error::{Error, Result};
@@ -55,3 +56,6 @@ pub const EXIT_USAGE: u8 = 2;
 /// The SLO looked met but the generator fell behind and dropped requests, so
 /// the measurement cannot be trusted.
 pub const EXIT_INCONCLUSIVE: u8 = 3;
+/// `--verify` found a violation: an acknowledged write lost, changed without an answer,
+/// duplicated, or Redis disagreeing with MySQL after the repair wait.
+pub const EXIT_VERIFY_FAILED: u8 = 4;

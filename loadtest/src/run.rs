@@ -16,6 +16,7 @@ use crate::recording::Recording;
 use crate::schedule::{self, Dispatch, RatePolicy, Stage};
 use crate::summary::{self, Parts, RunInfo, Summary};
 use crate::util;
+use crate::verify::{self, VerifyConfig, record::Recorder};
 use crate::workload::{Workload, WorkloadConfig};
 
 /// A validated `run` configuration (the CLI builds it; tests may too).
@@ -36,6 +37,8 @@ pub struct RunConfig {
     pub flip: Option<FlipConfig>,
     pub admin_token: Option<String>,
     pub progress: ProgressMode,
+    /// `--verify`: check acknowledged writes in MySQL and Redis after the run.
+    pub verify: Option<VerifyConfig>,
 }
 
 pub struct RunResult {
@@ -53,6 +56,11 @@ const START_DELAY: Duration = Duration::from_millis(100);
 pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
     let target = Target::resolve(&cfg.target).await?;
     let workload = Workload::new(cfg.workload)?;
+    // Connect and take the baseline before loading anything: a bad URL fails the setup.
+    let baseline = match &cfg.verify {
+        Some(v) => Some(verify::prepare(v).await?),
+        None => None,
+    };
     let (jobs_tx, jobs_rx) = flume::bounded(schedule::queue_capacity(&cfg.policy, cfg.quota));
     let (res_tx, res_rx) = mpsc::channel(RESULT_CHANNEL);
     let start = Instant::now() + START_DELAY;
@@ -64,6 +72,10 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         quota: cfg.quota,
         trace_sample: cfg.trace_sample,
         start,
+        recorder: cfg
+            .verify
+            .as_ref()
+            .map(|_| Arc::new(Recorder::new(start_unix_us))),
     });
     let workers: Vec<_> = (0..cfg.connections)
         .map(|_| tokio::spawn(client::worker(ctx.clone(), jobs_rx.clone(), res_tx.clone())))
@@ -150,7 +162,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
         late_results: collected.late_results,
         cache_end,
     };
-    let summary = summary::build(
+    let mut summary = summary::build(
         &collected.recording,
         Parts {
             runs: vec![info],
@@ -162,6 +174,11 @@ pub async fn run(cfg: &RunConfig) -> Result<RunResult> {
             flip,
         },
     )?;
+    if let (Some(vcfg), Some(base), Some(rec)) = (&cfg.verify, &baseline, &ctx.recorder) {
+        let report = verify::verify(vcfg, base, &rec.take()).await;
+        verify::apply(&mut summary.verdict, &report);
+        summary.verify = Some(report);
+    }
     Ok(RunResult {
         summary,
         recording: collected.recording,

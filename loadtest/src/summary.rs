@@ -10,6 +10,7 @@ use crate::schedule::{SchedulerStats, Stage};
 use crate::trace::TraceRecord;
 use crate::util;
 use crate::verdict::{self, Verdict};
+use crate::verify::VerifyReport;
 use crate::workload::Scenario;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -87,6 +88,9 @@ pub struct Summary {
     pub traces: Traces,
     pub windows_1s: Vec<WindowRow>,
     pub windows_10s: Vec<WindowRow>,
+    /// `run --verify`: acknowledged writes checked against MySQL and Redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
 }
 
 pub struct Parts {
@@ -175,5 +179,6 @@ pub fn build(rec: &Recording, p: Parts) -> Result<Summary> {
         },
         windows_1s: rows_1s,
         windows_10s: rows_10s,
+        verify: None,
     })
 }

@@ -97,6 +97,9 @@ pub fn summary_text(s: &Summary) -> String {
             }
         }
     }
+    if let Some(v) = &s.verify {
+        o.push_str(&crate::verify::text(v));
+    }
     for (name, list) in [("slowest", &s.traces.slowest), ("failed", &s.traces.failed)] {
         for r in list.iter().filter(|r| r.url.is_some()).take(SHOW.min(5)) {
             let _ = writeln!(
