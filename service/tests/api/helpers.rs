@@ -51,6 +51,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub pool: MySqlPool,
+    /// The app's Redis key prefix (unique per app).
+    pub redis_prefix: String,
     _stop: oneshot::Sender<()>,
 }
 
@@ -86,7 +88,7 @@ pub async fn spawn_app_with(pool: MySqlPool, options: AppOptions) -> TestApp {
     );
     let hot = HotStore::new(RedisSettings {
         url: options.redis_url,
-        prefix,
+        prefix: prefix.clone(),
         op_timeout: options.redis_timeout,
         hot_ttl: Duration::from_secs(300),
         summary_ttl: Duration::from_secs(300),
@@ -106,6 +108,7 @@ pub async fn spawn_app_with(pool: MySqlPool, options: AppOptions) -> TestApp {
             .build()
             .unwrap(),
         pool,
+        redis_prefix: prefix,
         _stop: stop,
     }
 }

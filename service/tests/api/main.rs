@@ -9,7 +9,9 @@ mod helpers;
 mod observability;
 mod page;
 mod reservations;
+mod shutdown;
 mod traces;
+mod verify;
 
 // The service's binary runs on jemalloc with heap profiling on; so does this test binary, so that
 // the heap-profile routes and the anomaly profiler are tested as they run in production.
