@@ -31,6 +31,11 @@ async fn main() -> anyhow::Result<()> {
             let related = settings.related_activities;
             let state = AppState::new(pool, hot, settings);
             if args.cache.cache_preage_hits > 0 {
+                tracing::info!(
+                    hits = args.cache.cache_preage_hits,
+                    cache_mode = %state.settings().cache.mode,
+                    "pre-ageing the cache before listening (CACHE_PREAGE_HITS=0 skips it)"
+                );
                 let report = preage::run(
                     state.db(),
                     state.cache(),

@@ -62,10 +62,21 @@ pub async fn run(
         .try_collect()
         .await
         .context("loading activities to pre-age the cache")?;
-    anyhow::ensure!(
-        !summaries.is_empty(),
-        "cannot pre-age the cache: no activities with ids 1..={capacity} (run `seed` first)"
-    );
+    if summaries.is_empty() {
+        // A lab default must not stop a service from starting on an empty database.
+        tracing::warn!(
+            "cache not pre-aged: no activities with ids 1..={capacity}; run `seed` first to \
+             reproduce the leak"
+        );
+        return Ok(PreageReport {
+            warmed: 0,
+            hits: 0,
+            keys: 0,
+            nodes: 0,
+            heap_bytes: 0,
+            elapsed_ms: started.elapsed().as_millis(),
+        });
+    }
     let warmed = summaries.len();
     let keys = warmed.min(preage.keys as usize);
     let zipf = Zipf::new(keys as f64, preage.zipf).context("invalid Zipf exponent")?;
