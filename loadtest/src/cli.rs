@@ -54,13 +54,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub target: String,
     /// Requests per second. With --stages: the rate the first stage ramps from (default 0).
-    #[arg(long, required_unless_present = "stages")]
+    /// Without --rate or --stages: the lab's default shape (see --stages).
+    #[arg(long, requires = "duration")]
     pub rate: Option<f64>,
     /// Run length at --rate (e.g. 60s, 5m).
-    #[arg(long, value_parser = duration, required_unless_present = "stages", conflicts_with = "stages")]
+    #[arg(long, value_parser = duration, requires = "rate", conflicts_with = "stages")]
     pub duration: Option<Duration>,
     /// Ramps DURATION:RATE,...; each ramps linearly from the previous rate, e.g. 30s:1000,2m:3000.
-    /// Repeat a rate to hold it (30s:1000,2m:1000).
+    /// Repeat a rate to hold it (30s:1000,2m:1000). Default (no --rate either): the lab's
+    /// reproduction shape, a 20 s ramp to 1500/s then three cycles of 40 s at 1500/s and a 20 s
+    /// peak at 2000/s (3 m 20 s): regular traffic with peak hours, as in the incident.
     #[arg(long, value_delimiter = ',')]
     pub stages: Option<Vec<Stage>>,
     /// Workload: page reads, reservations, or a mix (90 % page, 7 % reserve, 3 % cancel).
@@ -153,6 +156,18 @@ pub struct MergeArgs {
     pub slo: Option<f64>,
 }
 
+/// The default load: sized for the lab's 2-core machine, where the service in `fixed` mode
+/// sustains about 3,000 page views/s with the load generator beside it.
+pub const LAB_STAGES: &str = "20s:1500,40s:1500,1s:2000,19s:2000,1s:1500,39s:1500,1s:2000,\
+     19s:2000,1s:1500,39s:1500,1s:2000,19s:2000";
+
+pub fn lab_stages() -> Vec<Stage> {
+    LAB_STAGES
+        .split(',')
+        .map(|s| s.parse().expect("LAB_STAGES parses"))
+        .collect()
+}
+
 fn usage(msg: String) -> Error {
     Error::Usage(msg)
 }
@@ -162,6 +177,7 @@ impl RunArgs {
         let policy = match (&self.stages, self.rate, self.duration) {
             (Some(st), start, _) => RatePolicy::ramps(start.unwrap_or(0.0), st)?,
             (None, Some(rate), Some(d)) => RatePolicy::constant(rate, d)?,
+            (None, None, None) => RatePolicy::ramps(0.0, &lab_stages())?,
             _ => return Err(usage("give --rate and --duration, or --stages".into())),
         };
         if !(self.slo > 0.0 && self.slo <= 1.0) {
@@ -345,5 +361,41 @@ where
             eprintln!("loadtest: cannot start the runtime: {e}");
             EXIT_USAGE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let argv = ["loadtest", "run", "--target", "http://127.0.0.1:1"]
+            .iter()
+            .chain(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run(run) => run,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_rate_means_the_lab_shape() {
+        let stages = lab_stages();
+        let total: Duration = stages.iter().map(|s| s.duration).sum();
+        assert_eq!(total, Duration::from_secs(200));
+        let peak = stages.iter().map(|s| s.rate).fold(0.0, f64::max);
+        assert_eq!(peak, 2000.0);
+        assert!(run_args(&[]).to_config().is_ok());
+    }
+
+    #[test]
+    fn rate_needs_a_duration() {
+        let argv = ["loadtest", "run", "--target", "http://x", "--rate", "10"];
+        assert!(Cli::try_parse_from(argv).is_err());
+        assert!(
+            run_args(&["--rate", "10", "--duration", "5s"])
+                .to_config()
+                .is_ok()
+        );
     }
 }
