@@ -78,6 +78,16 @@ pub async fn spawn_app(pool: MySqlPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: MySqlPool, options: AppOptions) -> TestApp {
+    spawn_app_aged(pool, options, None).await
+}
+
+/// As [`spawn_app_with`], replaying `preage` into the cache before the app listens, as
+/// `serve --cache-preage-hits` does.
+pub async fn spawn_app_aged(
+    pool: MySqlPool,
+    options: AppOptions,
+    preage: Option<reservation_service::preage::Preage>,
+) -> TestApp {
     init_logs();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let prefix = format!(
@@ -96,7 +106,13 @@ pub async fn spawn_app_with(pool: MySqlPool, options: AppOptions) -> TestApp {
     .expect("redis url");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let related = options.settings.related_activities;
     let state = AppState::new(pool.clone(), hot, options.settings);
+    if let Some(preage) = preage {
+        reservation_service::preage::run(&pool, state.cache(), preage, related)
+            .await
+            .expect("pre-age the cache");
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(startup::run(listener, state, async move {
         let _ = stopped.await;

@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod observability;
 mod page;
+mod reproduction;
 mod reservations;
 mod shutdown;
 mod traces;
