@@ -65,8 +65,11 @@ pub async fn cache_stats(_: Admin, State(state): State<AppState>) -> Json<Stats>
     request_body = CacheSwap,
     responses(
         (status = 200, description = "A new, empty cache of that mode is in place", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "Admin routes disabled", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Unknown mode", body = ErrorBody),
     ))]
 pub async fn swap_cache(

@@ -100,6 +100,7 @@ pub struct HeapQuery {
     params(HeapQuery),
     responses(
         (status = 200, description = "Live heap by allocation site (jemalloc sampling)"),
+        (status = 400, description = "Bad format", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 501, description = "Not running on jemalloc with profiling", body = ErrorBody),
     ))]

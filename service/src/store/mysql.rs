@@ -158,7 +158,9 @@ pub async fn insert_activity(
         .run(
             sqlx::query(INSERT_ACTIVITY.text)
                 .bind(&new.title)
-                .bind(new.starts_at)
+                // As DATETIME: sqlx sends a DateTime<Utc> as a TIMESTAMP, which MariaDB turns
+                // into NULL outside 1970..2038-01-19 (a 500 found by the property tests).
+                .bind(new.starts_at.naive_utc())
                 .bind(new.capacity)
                 .bind(new.status.as_str())
                 .execute(&mut *tx),
@@ -213,7 +215,7 @@ pub async fn activity_summary(
     let related_ids: Vec<u64> = RELATED_IDS
         .run(
             sqlx::query_scalar(RELATED_IDS.text)
-                .bind(activity.starts_at)
+                .bind(activity.starts_at.naive_utc())
                 .bind(id)
                 .bind(related)
                 .fetch_all(pool),
