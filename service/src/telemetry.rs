@@ -42,6 +42,17 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogArgs, LogFormat, OtlpProtocol, SamplerKind, TelemetryArgs};
 
+/// Share of root traces (requests that arrive without a `traceparent`) that are sampled: the
+/// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
+/// 25 µs of CPU more than an unsampled one (recording and exporting its spans), so every percent
+/// sampled costs about half a percent of throughput, and the goal is at most 5 % for all of
+/// tracing. The price is paid at the collector: Jaeger's tail sampling (deploy/jaeger/config.yaml)
+/// can only keep a slow or failed trace the service exported, so it sees this share of the slow
+/// root requests. Callers that send a sampled `traceparent` are always followed (parent-based), so
+/// the load generator (`--trace-sample`, 1.0 by default) still gets every one of its requests
+/// traced; set the ratio to 1.0 when traffic without a `traceparent` must be tail-sampled.
+pub const DEFAULT_ROOT_SAMPLING_RATIO: f64 = 0.01;
+
 /// Spans of this crate reach OpenTelemetry; those of dependencies (hyper, h2, tonic, sqlx...)
 /// do not, which also keeps the exporter's own work out of the traces it exports.
 const TRACED_TARGET: &str = "reservation_service";
@@ -179,6 +190,23 @@ impl Tracing {
 /// Left by the HTTP middleware on a request span whose trace is not sampled.
 struct Unsampled;
 
+tokio::task_local! {
+    /// Whether the trace of the request this task is serving is sampled; unset outside requests.
+    static REQUEST_SAMPLED: bool;
+}
+
+/// Runs `fut` (a request's handling, or background work it started) knowing whether its trace is
+/// sampled: [`SampledOnly`] then decides for every span made inside it with one task-local read,
+/// not with a walk of the span registry per span.
+pub fn with_sampling<F: Future>(sampled: bool, fut: F) -> impl Future<Output = F::Output> {
+    REQUEST_SAMPLED.scope(sampled, fut)
+}
+
+/// The sampling decision of the request this task serves, if it serves one.
+pub fn request_sampled() -> Option<bool> {
+    REQUEST_SAMPLED.try_with(|sampled| *sampled).ok()
+}
+
 /// Marks `span` as the root of an unsampled trace: the spans it would contain are then not made
 /// at all for OpenTelemetry (see [`SampledOnly`]), so an unsampled request costs one span, not ten.
 pub fn mark_unsampled(span: &tracing::Span) {
@@ -207,11 +235,18 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn enabled(&self, meta: &Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
-        self.targets.would_enable(meta.target(), meta.level())
-            && (!meta.is_span()
-                || cx
-                    .lookup_current()
-                    .is_none_or(|parent| parent.extensions().get::<Unsampled>().is_none()))
+        if !self.targets.would_enable(meta.target(), meta.level()) {
+            return false;
+        }
+        if !meta.is_span() {
+            return true;
+        }
+        // Inside a request (or work it started) the middleware has said; elsewhere (a task
+        // spawned `in_current_span`, the sweeper) the enclosing span has.
+        request_sampled().unwrap_or_else(|| {
+            cx.lookup_current()
+                .is_none_or(|parent| parent.extensions().get::<Unsampled>().is_none())
+        })
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {

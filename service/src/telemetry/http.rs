@@ -9,8 +9,9 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -24,67 +25,108 @@ pub const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
 /// Middleware (`axum::middleware::from_fn`) to put outside every other layer, so that the span
 /// sees the final status, including the quota's 504 and the shed's 503.
 pub async fn trace_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let name = match &route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_string(),
-    };
+    // Only what OpenTelemetry needs before the sampling decision goes in now: the kind, and the
+    // name (a started span cannot be renamed). The semantic-convention attributes are recorded
+    // once the span is known to be sampled, so an unsampled request formats and copies none.
     let span = tracing::info_span!(
         "http.server.request",
-        otel.name = name,
+        otel.name = Empty,
         otel.kind = "server",
-        http.request.method = method.as_str(),
-        http.route = route.as_deref(),
-        url.path = request.uri().path(),
+        http.request.method = Empty,
+        http.route = Empty,
+        url.path = Empty,
         http.response.status_code = Empty,
         "error.type" = Empty,
         otel.status_code = Empty,
         leaklab.quota_exceeded = Empty,
     );
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
-    if parent.span().span_context().is_valid() {
+    if span.is_disabled() {
+        // OpenTelemetry is off (OTEL_SDK_DISABLED) and the log filter takes no spans.
+        return next.run(request).await;
+    }
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
+    span.record(
+        "otel.name",
+        match &route {
+            Some(route) => format!("{method} {}", route.as_str()),
+            None => method.to_string(),
+        },
+    );
+    if let Some(parent) = traceparent(request.headers()) {
         // Fails only if the span was already built, which nothing here has done yet.
         let _ = span.set_parent(parent);
     }
+    // Starts the OpenTelemetry span: the sampler decides here.
     let span_context = span.context().span().span_context().clone();
-    if !span_context.is_sampled() {
+    let sampled = span_context.is_sampled();
+    if sampled {
+        span.record("http.request.method", method.as_str());
+        if let Some(route) = &route {
+            span.record("http.route", route.as_str());
+        }
+        span.record("url.path", request.uri().path());
+    } else {
         super::mark_unsampled(&span);
     }
 
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = super::with_sampling(sampled, next.run(request))
+        .instrument(span.clone())
+        .await;
 
-    let status = response.status();
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
-        span.record("error.type", code);
-        if code == "quota_exceeded" {
-            span.record("leaklab.quota_exceeded", true);
+    if sampled {
+        let status = response.status();
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
+            span.record("error.type", code);
+            if code == "quota_exceeded" {
+                span.record("leaklab.quota_exceeded", true);
+            }
         }
-    }
-    // Server spans: 5xx are errors, 4xx are the client's (semantic conventions).
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+        // Server spans: 5xx are errors, 4xx are the client's (semantic conventions).
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
     }
     if span_context.is_valid() {
-        let trace_id = span_context.trace_id().to_string();
-        let traceparent = format!(
-            "00-{trace_id}-{}-{:02x}",
-            span_context.span_id(),
-            span_context.trace_flags().to_u8()
-        );
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&traceparent) {
-            headers.insert(TRACEPARENT, value);
-        }
-        if let Ok(value) = HeaderValue::from_str(&trace_id) {
-            headers.insert(X_TRACE_ID, value);
-        }
+        headers.insert(TRACEPARENT, traceparent_value(&span_context));
+        headers.insert(X_TRACE_ID, hex_value(&span_context.trace_id().to_bytes()));
     }
     response
+}
+
+/// The caller's context from a W3C `traceparent`, when there is a valid one.
+fn traceparent(headers: &HeaderMap) -> Option<Context> {
+    headers.get(TRACEPARENT)?;
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    parent.span().span_context().is_valid().then_some(parent)
+}
+
+/// `00-{trace id}-{span id}-{flags}`, written in place: no formatting machinery per response.
+fn traceparent_value(sc: &SpanContext) -> HeaderValue {
+    let mut buf = [0_u8; 55];
+    buf[..3].copy_from_slice(b"00-");
+    write_hex(&mut buf[3..35], &sc.trace_id().to_bytes());
+    buf[35] = b'-';
+    write_hex(&mut buf[36..52], &sc.span_id().to_bytes());
+    buf[52] = b'-';
+    write_hex(&mut buf[53..55], &[sc.trace_flags().to_u8()]);
+    HeaderValue::from_bytes(&buf).expect("hex digits and dashes are a valid header value")
+}
+
+fn hex_value(bytes: &[u8; 16]) -> HeaderValue {
+    let mut buf = [0_u8; 32];
+    write_hex(&mut buf, bytes);
+    HeaderValue::from_bytes(&buf).expect("hex digits are a valid header value")
+}
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
@@ -96,5 +138,31 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    #[test]
+    fn traceparent_and_trace_id_are_written_as_w3c_says() {
+        let sc = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        assert_eq!(
+            traceparent_value(&sc),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(
+            hex_value(&sc.trace_id().to_bytes()),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 }
