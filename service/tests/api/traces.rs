@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -162,6 +163,7 @@ struct TracedApp {
     _stop: oneshot::Sender<()>,
 }
 
+#[derive(Clone, Copy)]
 enum Collector {
     /// A receiver inside the test.
     InProcess,
@@ -169,6 +171,67 @@ enum Collector {
     InProcessHttp,
     /// An endpoint nobody listens on.
     Unreachable(&'static str),
+    /// A collector that is there but does not keep up: see [`Stall`].
+    Stalled(Stall),
+}
+
+#[derive(Clone, Copy)]
+enum Stall {
+    /// Accepts TCP connections and never reads or writes a byte (a hung process, a full
+    /// backlog behind a proxy): the HTTP/2 handshake never completes.
+    Silent,
+    /// A gRPC collector that takes every export and answers after this long.
+    AnswersAfter(Duration),
+}
+
+/// Holds every connection it accepts open and silent until the test ends.
+async fn start_silent_collector() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+/// A gRPC TraceService that answers every export `delay` late (and then successfully).
+#[derive(Clone)]
+struct LateReceiver {
+    delay: Duration,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[tonic::async_trait]
+impl TraceService for LateReceiver {
+    async fn export(
+        &self,
+        _request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(self.delay).await;
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+async fn start_late_receiver(delay: Duration) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = TraceServiceServer::new(LateReceiver {
+        delay,
+        calls: Arc::default(),
+    });
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    addr
 }
 
 /// tracing-core caches, per callsite, whether any subscriber wants it. While exactly one scoped
@@ -207,18 +270,33 @@ impl TracedApp {
                         (format!("http://{addr}"), Some(received))
                     }
                     Collector::Unreachable(endpoint) => (endpoint.to_owned(), None),
+                    Collector::Stalled(Stall::Silent) => {
+                        (format!("http://{}", start_silent_collector().await), None)
+                    }
+                    Collector::Stalled(Stall::AnswersAfter(delay)) => {
+                        (format!("http://{}", start_late_receiver(delay).await), None)
+                    }
                 };
                 let otlp_protocol = match collector {
                     Collector::InProcessHttp => OtlpProtocol::HttpProtobuf,
                     _ => OtlpProtocol::Grpc,
                 };
-                let args = TelemetryArgs {
+                let mut args = TelemetryArgs {
                     otlp_endpoint: Some(endpoint),
                     otlp_protocol,
                     otlp_timeout_ms: Duration::from_secs(1),
                     otel_resource_attributes: Some("deployment.environment=test".into()),
+                    // Every root trace, whatever the service's default ratio: the tests look
+                    // for spans of requests sent without a traceparent too.
+                    otel_traces_sampler_arg: 1.0,
                     ..TelemetryArgs::default()
                 };
+                if let Collector::Stalled(_) = collector {
+                    // A small queue, drained often: it fills while the collector stalls.
+                    args.otel_bsp_max_queue_size = 64;
+                    args.otel_bsp_schedule_delay_ms = Duration::from_millis(100);
+                    args.otlp_timeout_ms = Duration::from_secs(2);
+                }
                 let tracing = Tracing::new(&args).unwrap().expect("tracing enabled");
                 let log = LogArgs {
                     log_filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "off".into()),
@@ -363,6 +441,21 @@ async fn a_page_request_is_one_trace_from_http_to_cache_mysql_and_redis(pool: My
     assert_eq!(str_attr(miss, "cache.mode"), "fixed");
     assert_eq!(str_attr(miss, "cache.operation"), "get");
     assert!(int_attr(miss, "cache.lock_wait_us") >= 0);
+    // The related activities' reads: one span for the whole batch.
+    let batches: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "cache.get_many")
+        .collect();
+    assert_eq!(batches.len(), 1, "one cache.get_many span in {names:?}");
+    let batch = batches[0];
+    assert_eq!(str_attr(batch, "cache.operation"), "get_many");
+    assert_eq!(str_attr(batch, "cache.mode"), "fixed");
+    let keys = int_attr(batch, "cache.keys");
+    assert!(
+        (0..=3).contains(&int_attr(batch, "cache.hits")) && int_attr(batch, "cache.hits") <= keys
+    );
+    assert!(int_attr(batch, "cache.lock_wait_us") >= 0);
+    assert!(int_attr(batch, "cache.lock_wait_max_us") >= 0);
     let set = spans
         .iter()
         .find(|s| s.name == "cache.set")
@@ -420,7 +513,7 @@ async fn a_page_request_is_one_trace_from_http_to_cache_mysql_and_redis(pool: My
     for span in cache_gets
         .iter()
         .copied()
-        .chain([set])
+        .chain([batch, set])
         .chain(selects.iter().copied())
         .chain(redis.iter().copied())
     {
@@ -622,6 +715,83 @@ async fn requests_stay_fast_when_the_collector_is_unreachable(pool: MySqlPool) {
     let stats = traced.tracing.stats().snapshot();
     assert_eq!(stats.exported, 0);
     assert!(stats.export_failed > 0, "{stats:?}");
+}
+
+/// A collector that stalls must cost requests nothing: spans are dropped at the full queue or
+/// lost with their timed-out batch, and counted, while every request is served on time.
+async fn requests_stay_fast_and_spans_are_counted(pool: MySqlPool, stall: Stall) {
+    let traced = TracedApp::spawn(pool, Collector::Stalled(stall)).await;
+    let app = &traced.app;
+    let id = app.create_activity(None).await;
+    for _ in 0..3 {
+        app.create_activity(None).await;
+    }
+    // 400 sampled page views, 8 at a time: several hundred spans per second against a queue of
+    // 64 that nothing drains.
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(0..400_u64)
+        .map(|user| {
+            let app = &traced.app;
+            async move {
+                let sent = Instant::now();
+                let response = app
+                    .client
+                    .get(app.url(&format!("/v1/activities/{id}/page?user_id={user}")))
+                    .header(
+                        "traceparent",
+                        format!("00-{:032x}-{CALLER_SPAN_ID}-01", 0xabc0_0000_u64 + user),
+                    )
+                    .send()
+                    .await
+                    .expect("the request is answered");
+                let (status, page) = body(response).await;
+                assert_eq!(status, 200, "{page}");
+                sent.elapsed()
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let slowest = latencies.iter().max().unwrap();
+    // A request that waited for the collector would wait for the export timeout (2 s) at least.
+    assert!(
+        *slowest < Duration::from_millis(1500),
+        "the slowest of 400 page views took {slowest:?} with a stalled collector"
+    );
+    assert!(
+        elapsed > Duration::from_millis(300),
+        "{elapsed:?}: the load outlasts an export"
+    );
+    let stats = traced.tracing.stats().snapshot();
+    assert!(
+        stats.ended >= 400,
+        "every sampled span is counted: {stats:?}"
+    );
+    assert_eq!(stats.exported, 0, "{stats:?}");
+    assert!(
+        stats.queue_dropped > stats.ended / 2,
+        "spans dropped at the full queue are counted: {stats:?}"
+    );
+    // Flushing is bounded too (by the export timeout), and the stalled exports count as lost.
+    let flush_started = Instant::now();
+    traced.flush().await;
+    assert!(flush_started.elapsed() < Duration::from_secs(8));
+    let stats = traced.tracing.stats().snapshot();
+    assert_eq!(stats.exported, 0, "{stats:?}");
+    assert!(stats.export_failed > 0, "{stats:?}");
+    assert!(stats.queue_dropped > stats.ended / 2, "{stats:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn requests_stay_fast_when_the_collector_accepts_but_never_answers(pool: MySqlPool) {
+    requests_stay_fast_and_spans_are_counted(pool, Stall::Silent).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn requests_stay_fast_when_the_collector_answers_late(pool: MySqlPool) {
+    requests_stay_fast_and_spans_are_counted(pool, Stall::AnswersAfter(Duration::from_secs(30)))
+        .await;
 }
 
 fn hex_string(bytes: &[u8]) -> String {
