@@ -83,12 +83,13 @@ pub struct TelemetryArgs {
     /// `parentbased_always_off`, `traceidratio`, `always_on` or `always_off`.
     #[arg(long, env = "OTEL_TRACES_SAMPLER", value_enum, default_value_t = SamplerKind::ParentbasedTraceidratio, global = true)]
     pub otel_traces_sampler: SamplerKind,
-    /// Ratio of root traces sampled by the `*traceidratio` samplers. 1.0 by default: a collector
-    /// that tail-samples (deploy/jaeger/config.yaml) must see every trace to keep the slow ones.
+    /// Ratio of root traces (requests without a `traceparent`) sampled by the `*traceidratio`
+    /// samplers; callers that send a `traceparent` decide for themselves. 0.01 by default, to keep
+    /// tracing within 5 % of throughput (README, "Sampling").
     #[arg(
         long,
         env = "OTEL_TRACES_SAMPLER_ARG",
-        default_value_t = 1.0,
+        default_value_t = crate::telemetry::DEFAULT_ROOT_SAMPLING_RATIO,
         global = true
     )]
     pub otel_traces_sampler_arg: f64,
@@ -121,7 +122,7 @@ impl Default for TelemetryArgs {
             otel_service_name: "reservation-service".into(),
             otel_resource_attributes: None,
             otel_traces_sampler: SamplerKind::ParentbasedTraceidratio,
-            otel_traces_sampler_arg: 1.0,
+            otel_traces_sampler_arg: crate::telemetry::DEFAULT_ROOT_SAMPLING_RATIO,
             otel_bsp_max_queue_size: 2048,
             otel_bsp_schedule_delay_ms: Duration::from_secs(5),
             otel_sdk_disabled: false,
