@@ -4,7 +4,8 @@
 # once per cache mode. Everything a user would look at is collected per run: the loadtest
 # report and charts, cache figures every 5 s, CPU and heap profiles, the anomaly profiler's
 # captures, the slowest traces (from an OTLP receiver standing in for Jaeger), and the servers'
-# own timings (Redis SLOWLOG, MySQL slow statements) to set against the client spans.
+# own timings (Redis SLOWLOG, MySQL slow statements) to set against the client spans. The load
+# generator samples TRACE_SAMPLE of its requests; every root trace (each sweep) is exported.
 #
 #   scripts/reproduce.sh                 # leaky, then fixed
 #   scripts/reproduce.sh leaky fixed moka flip
@@ -103,7 +104,7 @@ for run in "${RUNS[@]}"; do
   log "$run: starting the service (CACHE_MODE=$mode; pre-ageing takes a minute)"
   CACHE_MODE=$mode DATABASE_URL=$DB_URL REDIS_URL=$REDIS_URL REDIS_PREFIX=$prefix \
     LISTEN_ADDR=127.0.0.1:$PORT ADMIN_TOKEN=$TOKEN PROFILE_DIR=$dir/profiles \
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT LOG_FORMAT=json \
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT OTEL_TRACES_SAMPLER_ARG=1 LOG_FORMAT=json \
     "$BIN/reservation-service" serve >"$dir/service.log" 2>&1 &
   svc=$!
   PIDS+=("$svc")

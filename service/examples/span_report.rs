@@ -167,7 +167,10 @@ fn print_tree(out: &mut String, span: &SpanRecord, all: &[&SpanRecord], t0: u64,
                     | "db.collection.name"
                     | "cache.mode"
                     | "cache.hit"
+                    | "cache.keys"
+                    | "cache.hits"
                     | "cache.lock_wait_us"
+                    | "cache.lock_wait_max_us"
                     | "cache.nodes_walked"
             )
         })
