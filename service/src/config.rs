@@ -234,6 +234,15 @@ pub struct ServeArgs {
     /// Largest accepted request body.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Longest request target (path and query string), in bytes; longer ones get a JSON 414.
+    #[arg(long, env = "MAX_URI_BYTES", default_value_t = 4096)]
+    pub max_uri_bytes: usize,
+    /// Largest total size of the request's header fields, in bytes; larger get a JSON 431.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more get a JSON 431.
+    #[arg(long, env = "MAX_HEADERS", default_value_t = 64)]
+    pub max_headers: usize,
     /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
     #[arg(long, env = "SHUTDOWN_GRACE", value_parser = duration, default_value = "10s")]
     pub shutdown_grace: Duration,
@@ -245,6 +254,11 @@ pub struct ServeArgs {
     /// Bearer token of the admin routes (`/admin/...`); unset disables them.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve the admin and debug routes (`/admin/*`, `/debug/*`) on this address only, e.g.
+    /// 127.0.0.1:9091; the public listener then answers 404 for them. Unset: they are served on
+    /// `--listen`. `/metrics` and the probes stay on `--listen` either way.
+    #[arg(long, env = "ADMIN_LISTEN_ADDR")]
+    pub admin_listen_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,7 +48,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable, machine-readable: `bad_request`, `invalid_path`, `invalid_query`, `malformed_json`,
     /// `validation_failed`, `not_found`, `activity_full`, `activity_closed`, `payload_too_large`,
-    /// `unsupported_media_type`, `unauthorized`, `dependency_unavailable`, `overloaded`,
+    /// `unsupported_media_type`, `method_not_allowed`, `uri_too_long` (414),
+    /// `headers_too_large` (431), `unauthorized`, `dependency_unavailable`, `overloaded`,
     /// `quota_exceeded`, `internal`.
     pub code: String,
     pub message: String,

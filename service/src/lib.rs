@@ -13,6 +13,7 @@ pub mod profiling;
 pub mod repair;
 pub mod routes;
 pub mod seed;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

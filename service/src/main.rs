@@ -12,6 +12,7 @@ pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0
 use anyhow::Context;
 use clap::Parser;
 use reservation_service::config::{Cli, Command};
+use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
 use reservation_service::{preage, seed, telemetry};
 
@@ -23,13 +24,14 @@ async fn main() -> anyhow::Result<()> {
     let result = match cli.command {
         Command::Serve(args) => {
             let settings = Settings::from_args(&args)?;
+            let limits = HttpLimits::from_args(&args)?;
             let pool = startup::mysql_pool(&args.database)?;
             if !args.skip_migrations {
                 startup::migrate(&pool).await?;
             }
             let hot = startup::hot_store(&args.redis)?;
             let related = settings.related_activities;
-            let state = AppState::new(pool, hot, settings);
+            let state = AppState::with_limits(pool, hot, settings, limits);
             if args.cache.cache_preage_hits > 0 {
                 tracing::info!(
                     hits = args.cache.cache_preage_hits,
@@ -57,7 +59,17 @@ async fn main() -> anyhow::Result<()> {
                 cache_mode = %state.settings().cache.mode,
                 "reservation service listening"
             );
-            startup::run(listener, state, startup::shutdown_signal()).await
+            let admin = match args.admin_listen_addr {
+                Some(addr) => {
+                    let admin = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} (admin)"))?;
+                    tracing::info!(addr = %admin.local_addr()?, "admin and debug routes listening");
+                    Some(admin)
+                }
+                None => None,
+            };
+            startup::serve(listener, admin, state, startup::shutdown_signal()).await
         }
         Command::Seed(args) => {
             let pool = startup::mysql_pool(&args.database)?;

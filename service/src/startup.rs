@@ -16,6 +16,7 @@ use crate::cache_slot::{ActivityCache, CacheSlot};
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::profiling::anomaly::{self, Signal};
 use crate::profiling::window::LatencyWindow;
+use crate::server::{self, HttpLimits};
 use crate::store::redis::{HotStore, RedisSettings};
 use crate::{cache_slot, repair, routes};
 
@@ -78,6 +79,22 @@ impl Settings {
     }
 }
 
+impl HttpLimits {
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let limits = Self {
+            max_uri_bytes: args.max_uri_bytes,
+            max_header_bytes: args.max_header_bytes,
+            max_headers: args.max_headers,
+        };
+        anyhow::ensure!(
+            limits.max_uri_bytes >= 64 && limits.max_header_bytes >= 256 && limits.max_headers >= 8,
+            "--max-uri-bytes must be at least 64, --max-header-bytes at least 256 and \
+             --max-headers at least 8"
+        );
+        Ok(limits)
+    }
+}
+
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -88,10 +105,21 @@ struct Inner {
     cache: Arc<CacheSlot>,
     latencies: Arc<LatencyWindow>,
     settings: Settings,
+    limits: HttpLimits,
 }
 
 impl AppState {
+    /// With the default request-head limits ([`HttpLimits::default`]).
     pub fn new(db: MySqlPool, hot: HotStore, settings: Settings) -> Self {
+        Self::with_limits(db, hot, settings, HttpLimits::default())
+    }
+
+    pub fn with_limits(
+        db: MySqlPool,
+        hot: HotStore,
+        settings: Settings,
+        limits: HttpLimits,
+    ) -> Self {
         // Installs the process-wide recorder before the first request is counted.
         crate::metrics::global();
         let cache = Arc::new(CacheSlot::new(settings.cache.clone()));
@@ -101,6 +129,7 @@ impl AppState {
             cache,
             latencies: Arc::default(),
             settings,
+            limits,
         }))
     }
 
@@ -130,6 +159,11 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.0.settings
+    }
+
+    /// Limits on the request line and headers (JSON 414/431 past them).
+    pub fn limits(&self) -> HttpLimits {
+        self.0.limits
     }
 
     /// Starts the sweeper and the Redis repairer; they stop when `shutdown` is cancelled.
@@ -184,31 +218,57 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve(listener, None, state, shutdown).await
+}
+
+/// As [`run`], with the admin and debug routes on `admin` when given (and then only there).
+/// One shutdown covers both listeners: both stop accepting at once and share the grace period.
+pub async fn serve(
+    public: TcpListener,
+    admin: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let background = CancellationToken::new();
     state.spawn_background(&background);
     let grace = state.settings().shutdown_grace;
-    let app: Router = routes::app(state);
-    let drain_started = CancellationToken::new();
-    let drain_signal = drain_started.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: draining in-flight requests");
-        drain_signal.cancel();
-    });
-    let server = async move { server.await.context("server failed") };
-    let deadline = async move {
-        drain_started.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    let result = tokio::select! {
-        result = server => result,
-        _ = deadline => {
-            tracing::warn!(?grace, "in-flight requests still running after the grace period");
-            Ok(())
+    let limits = state.limits();
+    let stop = CancellationToken::new();
+    let mut servers = Vec::new();
+    match admin {
+        None => {
+            let app: Router = routes::app(state);
+            servers.push(server::serve(public, app, limits, stop.clone()));
+        }
+        Some(admin) => {
+            let (public_app, admin_app) = routes::split(state);
+            servers.push(server::serve(public, public_app, limits, stop.clone()));
+            servers.push(server::serve(admin, admin_app, limits, stop.clone()));
+        }
+    }
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            stop.cancel();
         }
     };
+    let servers = async move {
+        tokio::join!(signal, futures::future::join_all(servers));
+    };
+    let deadline = async move {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        _ = servers => {}
+        _ = deadline => {
+            tracing::warn!(?grace, "in-flight requests still running after the grace period");
+        }
+    }
     background.cancel();
-    result
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

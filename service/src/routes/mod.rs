@@ -51,10 +51,36 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The whole application, ready to serve or to call with `oneshot` in tests.
+/// The whole application on one listener, ready to serve or to call with `oneshot` in tests.
 pub fn app(state: AppState) -> Router {
+    let (api, mut openapi) = api_routes(&state).split_for_parts();
+    let (ops, ops_openapi) = ops_routes().split_for_parts();
+    let (admin, admin_openapi) = admin_routes().split_for_parts();
+    openapi.merge(ops_openapi);
+    openapi.merge(admin_openapi);
+    finish(api.merge(ops).merge(admin), openapi, state)
+}
+
+/// The application split over two listeners (`--admin-listen-addr`): the public one serves the
+/// API, the probes, `/metrics` and `/openapi.json`; the admin one serves `/admin/*` and
+/// `/debug/*` (still behind the token) and its own `/openapi.json`. Each answers 404 for the
+/// other's routes.
+pub fn split(state: AppState) -> (Router, Router) {
+    let (api, mut openapi) = api_routes(&state).split_for_parts();
+    let (ops, ops_openapi) = ops_routes().split_for_parts();
+    openapi.merge(ops_openapi);
+    let public = finish(api.merge(ops), openapi, state.clone());
+    let (admin, admin_openapi) = admin_routes().split_for_parts();
+    let mut admin_spec = ApiDoc::openapi();
+    admin_spec.paths = Default::default();
+    admin_spec.merge(admin_openapi);
+    (public, finish(admin, admin_spec, state))
+}
+
+/// The API, under the request quota and the concurrency limit.
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let settings = state.settings().clone();
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(activities::create))
         .routes(routes!(activities::get_one))
         .routes(routes!(activities::page))
@@ -64,32 +90,41 @@ pub fn app(state: AppState) -> Router {
             reservations::get_one
         ))
         .routes(routes!(reservations::list_for_user))
-        .split_for_parts();
-    let api = api.layer(
-        ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(move |err: BoxError| async move {
-                layer_error(err, settings.request_quota)
-            }))
-            .timeout(settings.request_quota)
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight)),
-    );
-    // Operational routes stay outside the limit and the quota: probes must answer under load.
-    let (ops, ops_openapi) = OpenApiRouter::new()
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+                    layer_error(err, settings.request_quota)
+                }))
+                .timeout(settings.request_quota)
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight)),
+        )
+}
+
+/// Operational routes stay outside the limit and the quota: probes must answer under load.
+fn ops_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
-        .routes(routes!(admin::cache_stats, admin::swap_cache))
         .routes(routes!(debug::metrics))
+}
+
+/// Behind the admin token; on their own listener when one is configured.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(admin::cache_stats, admin::swap_cache))
         .routes(routes!(debug::cpu_profile))
         .routes(routes!(debug::heap_profile))
         .routes(routes!(debug::list_profiles))
         .routes(routes!(debug::profile_file))
-        .split_for_parts();
-    openapi.merge(ops_openapi);
+}
+
+/// The spec route, the JSON fallbacks and the layers every listener shares.
+fn finish(routes: Router<AppState>, openapi: utoipa::openapi::OpenApi, state: AppState) -> Router {
+    let settings = state.settings().clone();
+    let limits = state.limits();
     let openapi = std::sync::Arc::new(openapi);
-    Router::new()
-        .merge(api)
-        .merge(ops)
+    routes
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -105,6 +140,10 @@ pub fn app(state: AppState) -> Router {
                 AppError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
             },
         ))
+        // Before any extractor: an over-long URI or oversized headers get a JSON 414/431.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::server::enforce(limits, request, next)
+        }))
         // Outermost: the server span times everything and sees every final status.
         .layer(axum::middleware::from_fn(
             crate::telemetry::http::trace_request,

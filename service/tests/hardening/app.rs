@@ -1,0 +1,134 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use leaklab_cache::Mode;
+use reservation_service::server::HttpLimits;
+use reservation_service::startup::{self, AppState, Settings};
+use reservation_service::store::redis::{HotStore, RedisSettings};
+use serde_json::Value;
+use sqlx::MySqlPool;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "hardening-admin-token";
+
+pub fn settings() -> Settings {
+    Settings {
+        request_quota: Duration::from_secs(5),
+        max_in_flight: 256,
+        max_body_bytes: 16 * 1024,
+        related_activities: 3,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        cache: leaklab_cache::Config {
+            mode: Mode::Fixed,
+            capacity: 1_000,
+            ttl: Some(Duration::from_secs(60)),
+        },
+        cache_sweep_interval: Duration::from_millis(200),
+        shutdown_grace: Duration::from_secs(5),
+        profile_dir: std::env::temp_dir().join(format!("leaklab-hardening-{}", unique())),
+        anomaly: None,
+    }
+}
+
+fn unique() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+pub fn hot_store() -> HotStore {
+    HotStore::new(RedisSettings {
+        url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        prefix: format!("test:hardening:{}:{}:", std::process::id(), unique()),
+        op_timeout: Duration::from_millis(50),
+        hot_ttl: Duration::from_secs(300),
+        summary_ttl: Duration::from_secs(300),
+    })
+    .expect("redis url")
+}
+
+pub fn state(pool: MySqlPool, limits: HttpLimits) -> AppState {
+    AppState::with_limits(pool, hot_store(), settings(), limits)
+}
+
+pub struct App {
+    pub addr: SocketAddr,
+    /// Set when the admin routes have their own listener.
+    pub admin_addr: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    pub served: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn(pool: MySqlPool, separate_admin: bool, limits: HttpLimits) -> App {
+    let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = public.local_addr().unwrap();
+    let admin = if separate_admin {
+        Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    } else {
+        None
+    };
+    let admin_addr = admin.as_ref().map(|l| l.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(startup::serve(
+        public,
+        admin,
+        state(pool, limits),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    App {
+        addr,
+        admin_addr,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+        stop: Some(stop),
+        served: Some(served),
+    }
+}
+
+impl App {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.admin_addr.expect("an admin listener"),
+            path
+        )
+    }
+
+    /// Sends the shutdown signal, as SIGTERM does.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Status and JSON body; panics when the body is not JSON.
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+    (status, value)
+}
+
+/// Asserts the service's error shape with `code`.
+pub fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
