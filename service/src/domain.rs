@@ -101,9 +101,15 @@ pub struct Activity {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewActivityRequest {
-    /// 1 to 200 characters, not blank.
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub title: String,
-    /// RFC 3339 timestamp.
+    /// RFC 3339 timestamp, years 1000 to 9999.
+    #[schema(pattern = r"^[1-9][0-9]{3}-")]
     pub starts_at: DateTime<Utc>,
     /// Omit or null for unlimited.
     #[serde(default)]

@@ -45,8 +45,19 @@ impl FromRequestParts<AppState> for Admin {
 #[serde(deny_unknown_fields)]
 pub struct CacheSwap {
     /// `leaky`, `fixed` or `moka`.
-    #[schema(value_type = String, example = "fixed")]
+    #[schema(value_type = ModeName, example = "fixed")]
     pub mode: Mode,
+}
+
+/// The spec's name for [`Mode`]: the values `--cache-mode` accepts.
+#[derive(ToSchema)]
+#[schema(as = CacheMode)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum ModeName {
+    Leaky,
+    Fixed,
+    Moka,
 }
 
 #[utoipa::path(get, path = "/admin/cache", tag = "admin",
