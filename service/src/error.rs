@@ -113,12 +113,19 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_)
-    ) || matches!(err, sqlx::Error::Database(db) if is_server_gone(db.code().as_deref()))
+    ) || matches!(err, sqlx::Error::Database(db) if is_server_gone(db.as_ref()))
 }
 
-fn is_server_gone(code: Option<&str>) -> bool {
-    // 08S01: communication link failure; HY000 with shutdown in progress shows as 1053 (08S01 too).
-    matches!(code, Some("08S01") | Some("08004") | Some("70100"))
+fn is_server_gone(db: &dyn sqlx::error::DatabaseError) -> bool {
+    // 08S01: communication link failure; 08004: connection refused; 70100: query interrupted.
+    if matches!(db.code().as_deref(), Some("08S01" | "08004" | "70100")) {
+        return true;
+    }
+    // A refusal during the handshake may come without an SQLSTATE: 1040 too many connections,
+    // 1053 server shutdown in progress, 1129/1130 host blocked or not allowed, 1203 user over
+    // max_user_connections.
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|e| matches!(e.number(), 1040 | 1053 | 1129 | 1130 | 1203))
 }
 
 impl IntoResponse for AppError {
