@@ -73,6 +73,10 @@ def span_max(dir: Path) -> dict:
                 out[key] = max(out.get(key, 0.0), row["max_ms"])
                 key = f"{db}_client_span_p99_ms"
                 out[key] = max(out.get(key, 0.0), row["p99_ms"])
+                key = f"{db}_client_spans"
+                out[key] = out.get(key, 0) + row["count"]
+                key = f"{db}_client_span_errors"
+                out[key] = out.get(key, 0) + row.get("errors", 0)
     return out
 
 

@@ -29,6 +29,8 @@ struct SpanRecord {
     name: String,
     start_ns: u64,
     duration_ns: u64,
+    /// The span's status was "error" (e.g. a Redis call that timed out on the client).
+    error: bool,
     attributes: Vec<(String, String)>,
 }
 
@@ -54,6 +56,7 @@ impl TraceService for Sink {
                 name: s.name,
                 start_ns: s.start_time_unix_nano,
                 duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
+                error: s.status.as_ref().is_some_and(|st| st.code == 2),
                 attributes: s
                     .attributes
                     .into_iter()
@@ -107,21 +110,21 @@ fn group_key(span: &SpanRecord) -> String {
 }
 
 fn summary(spans: &[SpanRecord]) -> serde_json::Value {
-    let mut groups: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut groups: HashMap<String, (Vec<u64>, usize)> = HashMap::new();
     for span in spans {
-        groups
-            .entry(group_key(span))
-            .or_default()
-            .push(span.duration_ns);
+        let group = groups.entry(group_key(span)).or_default();
+        group.0.push(span.duration_ns);
+        group.1 += usize::from(span.error);
     }
     let mut rows: Vec<_> = groups
         .into_iter()
-        .map(|(name, mut d)| {
+        .map(|(name, (mut d, errors))| {
             d.sort_unstable();
             let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
             serde_json::json!({
                 "span": name,
                 "count": d.len(),
+                "errors": errors,
                 "p50_ms": ms(at(0.5)),
                 "p99_ms": ms(at(0.99)),
                 "max_ms": ms(*d.last().expect("non-empty group")),
