@@ -139,6 +139,16 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// GET an admin or debug route with the test's admin token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         body(self.client.get(self.url(path)).send().await.unwrap()).await
     }

@@ -64,12 +64,8 @@ async fn debug_routes_need_the_token(pool: MySqlPool) {
         assert_eq!(status, 401, "{path}");
     }
     let status = app
-        .client
-        .get(app.url("/debug/profiles/..%2F..%2Fetc/passwd"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+        .admin_get("/debug/profiles/..%2F..%2Fetc/passwd")
         .await
-        .unwrap()
         .status();
     assert_eq!(status, 404);
 }
@@ -77,23 +73,13 @@ async fn debug_routes_need_the_token(pool: MySqlPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn profiles_on_demand_are_readable(pool: MySqlPool) {
     let app = spawn_app(pool).await;
-    let heap = app
-        .client
-        .get(app.url("/debug/pprof/heap"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let heap = app.admin_get("/debug/pprof/heap").await;
     assert_eq!(heap.status(), 200);
     let heap = heap.bytes().await.unwrap();
     assert_eq!(&heap[..2], &[0x1f, 0x8b], "gzipped pprof");
     let svg = app
-        .client
-        .get(app.url("/debug/pprof/heap?format=flamegraph"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+        .admin_get("/debug/pprof/heap?format=flamegraph")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use reservation_service::preage::Preage;
 use serde_json::Value;
 use sqlx::MySqlPool;
 
-use crate::helpers::{ADMIN_TOKEN, AppOptions, TestApp, settings, spawn_app_aged};
+use crate::helpers::{AppOptions, TestApp, settings, spawn_app_aged};
 
 const ACTIVITIES: u64 = 100;
 const RATE: u64 = 100;
@@ -39,15 +39,7 @@ async fn lab_app(pool: MySqlPool, mode: Mode, hits: u64) -> TestApp {
 }
 
 async fn cache_stats(app: &TestApp) -> Value {
-    app.client
-        .get(app.url("/admin/cache"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.admin_get("/admin/cache").await.json().await.unwrap()
 }
 
 /// Page views at a fixed rate, Zipf over the activities like the load generator; each latency
@@ -192,12 +184,8 @@ async fn the_heap_profile_points_at_the_leaked_frequency_nodes(pool: MySqlPool) 
     seed(&pool).await;
     let app = lab_app(pool, Mode::Leaky, 4_000_000).await;
     let svg = app
-        .client
-        .get(app.url("/debug/pprof/heap?format=flamegraph"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+        .admin_get("/debug/pprof/heap?format=flamegraph")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -55,7 +55,7 @@ async fn admin_routes_move_to_their_own_listener(pool: MySqlPool) {
 
     // The admin listener: the same token check, and nothing else.
     for path in ADMIN_PATHS {
-        let (status, body) = json(app.client.get(app.admin_url(path)).send().await.unwrap()).await;
+        let (status, body) = app.get(app.admin_url(path)).await;
         assert_error(status, &body, 401, "unauthorized");
         let (status, body) = json(
             app.client
@@ -89,27 +89,13 @@ async fn admin_routes_move_to_their_own_listener(pool: MySqlPool) {
         .unwrap();
     assert_eq!(response.status(), 200);
     for path in ["/v1/activities/1", "/healthz", "/metrics"] {
-        let (status, body) = json(app.client.get(app.admin_url(path)).send().await.unwrap()).await;
+        let (status, body) = app.get(app.admin_url(path)).await;
         assert_error(status, &body, 404, "not_found");
     }
 
     // Each listener describes what it serves.
-    let (_, public_spec) = json(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let (_, admin_spec) = json(
-        app.client
-            .get(app.admin_url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, public_spec) = app.get(app.url("/openapi.json")).await;
+    let (_, admin_spec) = app.get(app.admin_url("/openapi.json")).await;
     assert!(public_spec["paths"]["/v1/activities"].is_object());
     assert!(public_spec["paths"]["/metrics"].is_object());
     assert!(public_spec["paths"]["/admin/cache"].is_null());
@@ -131,23 +117,9 @@ async fn without_an_admin_listener_everything_is_on_one(pool: MySqlPool) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let (status, body) = json(
-        app.client
-            .get(app.url("/debug/profiles"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = app.get(app.url("/debug/profiles")).await;
     assert_error(status, &body, 401, "unauthorized");
-    let (_, spec) = json(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, spec) = app.get(app.url("/openapi.json")).await;
     assert!(spec["paths"]["/admin/cache"].is_object());
     assert!(spec["paths"]["/v1/activities"].is_object());
 }

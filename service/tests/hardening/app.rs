@@ -104,6 +104,11 @@ impl App {
         )
     }
 
+    /// GET `url` (from [`App::url`] or [`App::admin_url`]): status and JSON body.
+    pub async fn get(&self, url: String) -> (u16, Value) {
+        json(self.client.get(url).send().await.unwrap()).await
+    }
+
     /// Sends the shutdown signal, as SIGTERM does.
     pub fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {

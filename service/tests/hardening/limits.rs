@@ -11,7 +11,7 @@ async fn long_uris_get_a_json_414(pool: MySqlPool) {
     // Just under the limit: served (404, the activity does not exist).
     let path = "/v1/activities/1/page?user_id=1&pad=";
     let fits = format!("{path}{}", "x".repeat(limit - path.len()));
-    let (status, body) = json(app.client.get(app.url(&fits)).send().await.unwrap()).await;
+    let (status, body) = app.get(app.url(&fits)).await;
     assert_error(status, &body, 404, "not_found");
     // One byte over, on an API route, an unknown route and an admin route.
     for path in [
@@ -20,12 +20,12 @@ async fn long_uris_get_a_json_414(pool: MySqlPool) {
         "/admin/cache?",
     ] {
         let long = format!("{path}{}", "x".repeat(limit + 1 - path.len()));
-        let (status, body) = json(app.client.get(app.url(&long)).send().await.unwrap()).await;
+        let (status, body) = app.get(app.url(&long)).await;
         assert_error(status, &body, 414, "uri_too_long");
     }
     // A long path, not only a long query string.
     let long = format!("/v1/activities/{}", "1".repeat(limit));
-    let (status, body) = json(app.client.get(app.url(&long)).send().await.unwrap()).await;
+    let (status, body) = app.get(app.url(&long)).await;
     assert_error(status, &body, 414, "uri_too_long");
 }
 
