@@ -187,9 +187,6 @@ impl Tracing {
     }
 }
 
-/// Left by the HTTP middleware on a request span whose trace is not sampled.
-struct Unsampled;
-
 tokio::task_local! {
     /// Whether the trace of the request this task is serving is sampled; unset outside requests.
     static REQUEST_SAMPLED: bool;
@@ -202,30 +199,30 @@ pub fn with_sampling<F: Future>(sampled: bool, fut: F) -> impl Future<Output = F
     REQUEST_SAMPLED.scope(sampled, fut)
 }
 
+tokio::task_local! {
+    /// The trace and span ids of an unsampled request, whose server span is never entered: the
+    /// JSON log lines written while serving it take their ids from here.
+    static REQUEST_IDS: (opentelemetry::trace::TraceId, opentelemetry::trace::SpanId);
+}
+
+/// Runs an unsampled request's handling with its ids at hand for log lines, instead of entering
+/// its server span: entering and leaving a span at every poll of the request is most of what
+/// tracing costs a request that exports nothing.
+pub fn with_request_ids<F: Future>(
+    sc: &opentelemetry::trace::SpanContext,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    REQUEST_IDS.scope((sc.trace_id(), sc.span_id()), fut)
+}
+
 /// The sampling decision of the request this task serves, if it serves one.
 pub fn request_sampled() -> Option<bool> {
     REQUEST_SAMPLED.try_with(|sampled| *sampled).ok()
 }
 
-/// Marks `span` as the root of an unsampled trace: the spans it would contain are then not made
-/// at all for OpenTelemetry (see [`SampledOnly`]), so an unsampled request costs one span, not ten.
-pub fn mark_unsampled(span: &tracing::Span) {
-    span.with_subscriber(|(id, dispatch)| {
-        if let Some(data) = dispatch
-            .downcast_ref::<Registry>()
-            .and_then(|registry| registry.span(id))
-        {
-            let mut extensions = data.extensions_mut();
-            if extensions.get_mut::<Unsampled>().is_none() {
-                extensions.insert(Unsampled);
-            }
-        }
-    });
-}
-
-/// The OpenTelemetry layer's filter: this crate's spans and events, except spans inside a span
-/// marked [`Unsampled`]. tracing-opentelemetry would build them and the SDK would drop them; not
-/// making them is what keeps tracing at a low sampling ratio cheap.
+/// The OpenTelemetry layer's filter: this crate's spans and events, except spans made while
+/// serving an unsampled request. tracing-opentelemetry would build them and the SDK would drop
+/// them; not making them is what keeps tracing at a low sampling ratio cheap.
 struct SampledOnly {
     targets: Targets,
 }
@@ -234,19 +231,16 @@ impl<S> Filter<S> for SampledOnly
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn enabled(&self, meta: &Metadata<'_>, cx: &layer::Context<'_, S>) -> bool {
+    fn enabled(&self, meta: &Metadata<'_>, _: &layer::Context<'_, S>) -> bool {
         if !self.targets.would_enable(meta.target(), meta.level()) {
             return false;
         }
         if !meta.is_span() {
             return true;
         }
-        // Inside a request (or work it started) the middleware has said; elsewhere (a task
-        // spawned `in_current_span`, the sweeper) the enclosing span has.
-        request_sampled().unwrap_or_else(|| {
-            cx.lookup_current()
-                .is_none_or(|parent| parent.extensions().get::<Unsampled>().is_none())
-        })
+        // Inside a request (or work it started) the middleware has said; elsewhere (the
+        // sweeper) the span is a root and the sampler decides.
+        request_sampled().unwrap_or(true)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
@@ -496,7 +490,12 @@ where
     ) -> std::fmt::Result {
         // The innermost span whatever this layer's filter (which takes no spans).
         let current = ctx.current_span();
-        let Some((trace_id, span_id)) = current.id().and_then(trace_ids) else {
+        let ids = current.id().and_then(trace_ids).or_else(|| {
+            REQUEST_IDS
+                .try_with(|(trace, span)| (trace.to_string(), span.to_string()))
+                .ok()
+        });
+        let Some((trace_id, span_id)) = ids else {
             return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
@@ -569,12 +568,31 @@ mod tests {
         tracing::info!("outside any span");
         let span = tracing::info_span!("request");
         span.in_scope(|| tracing::info!(answer = 42, "inside"));
+        // An unsampled request enters no span: its lines take the ids the middleware set.
+        let unsampled = opentelemetry::trace::SpanContext::new(
+            opentelemetry::trace::TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+            opentelemetry::trace::SpanId::from_hex("b7ad6b7169203331").unwrap(),
+            opentelemetry::trace::TraceFlags::default(),
+            true,
+            Default::default(),
+        );
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(with_request_ids(&unsampled, async {
+                tracing::info!("unsampled request")
+            }));
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(
+            lines[2]["trace_id"], "0af7651916cd43dd8448eb211c80319c",
+            "{text}"
+        );
+        assert_eq!(lines[2]["span_id"], "b7ad6b7169203331", "{text}");
         assert!(lines[0].get("trace_id").is_none(), "{text}");
         let inside = &lines[1];
         assert_eq!(inside["message"], "inside");

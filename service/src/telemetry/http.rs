@@ -66,13 +66,14 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
             span.record("http.route", route.as_str());
         }
         span.record("url.path", request.uri().path());
-    } else {
-        super::mark_unsampled(&span);
     }
 
-    let mut response = super::with_sampling(sampled, next.run(request))
-        .instrument(span.clone())
-        .await;
+    let handling = super::with_sampling(sampled, next.run(request));
+    let mut response = if sampled {
+        handling.instrument(span.clone()).await
+    } else {
+        super::with_request_ids(&span_context, handling).await
+    };
 
     if sampled {
         let status = response.status();
