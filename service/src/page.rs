@@ -77,22 +77,17 @@ async fn related(
     cache: &ActivityCache,
     ids: &[u64],
 ) -> Result<Vec<ActivityRecord>, AppError> {
-    let cached = cache_get_many(cache, ids);
-    if cached.iter().all(Option::is_some) {
-        return Ok(cached
-            .into_iter()
-            .flatten()
-            .map(|s| s.activity.clone())
-            .collect());
-    }
-    let found =
-        futures::future::try_join_all(ids.iter().zip(cached).map(|(&id, hit)| async move {
+    let mut found = cache_get_many(cache, ids);
+    // A warm page stops here: no futures, no allocation for the misses.
+    if found.iter().any(Option::is_none) {
+        found = futures::future::try_join_all(ids.iter().zip(found).map(|(&id, hit)| async move {
             match hit {
                 Some(summary) => Ok::<_, AppError>(Some(summary)),
                 None => Ok(fill(state, cache, id).await?.map(|(s, _)| s)),
             }
         }))
         .await?;
+    }
     Ok(found
         .into_iter()
         .flatten()
