@@ -11,9 +11,10 @@
 #   scripts/reproduce.sh leaky fixed moka flip
 #
 # Runs: leaky | fixed | moka (CACHE_MODE for the whole run), flip (leaky, then PUT /admin/cache
-# to fixed at FLIP_AT). Knobs (environment): OUT (default target/reproduce/<time>),
-# LEAKLAB_DATABASE_URL (default mysql://root@127.0.0.1:3306/leaklab; seeded afresh each run),
-# REDIS_URL, PORT (28080), OTLP_PORT (14317), TRACE_SAMPLE (share of requests traced, 0.01),
+# to fixed at FLIP_AT). MySQL/MariaDB must be on 127.0.0.1:3306 with user root and no password:
+# the script sets long_query_time globally for the servers' own timings. Knobs (environment):
+# OUT (default target/reproduce/<time>), LEAKLAB_DATABASE (default leaklab; seeded afresh each
+# run), REDIS_URL, PORT (28080), OTLP_PORT (14317), TRACE_SAMPLE (share of requests traced, 0.01),
 # FLIP_AT (100s), LOADTEST_ARGS (extra loadtest flags, e.g. "--rate 1000 --duration 1m").
 # Any CACHE_* or other service variable in the environment reaches the service.
 set -euo pipefail
@@ -22,7 +23,8 @@ cd "$(dirname "$0")/.."
 RUNS=("$@")
 [ ${#RUNS[@]} -gt 0 ] || RUNS=(leaky fixed)
 OUT=${OUT:-target/reproduce/$(date -u +%Y%m%dT%H%M%SZ)}
-DB_URL=${LEAKLAB_DATABASE_URL:-mysql://root@127.0.0.1:3306/leaklab}
+DB_NAME=${LEAKLAB_DATABASE:-leaklab}
+DB_URL=mysql://root@127.0.0.1:3306/$DB_NAME
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 PORT=${PORT:-28080}
 OTLP_PORT=${OTLP_PORT:-14317}
@@ -88,7 +90,7 @@ for run in "${RUNS[@]}"; do
   prefix="leaklab:reproduce:$run:$$:"
 
   log "$run: seeding $DB_URL"
-  mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS ${DB_URL##*/}"
+  mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS \`$DB_NAME\`"
   DATABASE_URL=$DB_URL "$BIN/reservation-service" seed --activities 10000 --users 100000 --reset \
     >"$dir/seed.json"
 
@@ -101,7 +103,7 @@ for run in "${RUNS[@]}"; do
   sink=$!
   PIDS+=("$sink")
 
-  log "$run: starting the service (CACHE_MODE=$mode; pre-ageing takes a minute)"
+  log "$run: starting the service (CACHE_MODE=$mode; pre-ageing takes up to a minute)"
   CACHE_MODE=$mode DATABASE_URL=$DB_URL REDIS_URL=$REDIS_URL REDIS_PREFIX=$prefix \
     LISTEN_ADDR=127.0.0.1:$PORT ADMIN_TOKEN=$TOKEN PROFILE_DIR=$dir/profiles \
     OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT OTEL_TRACES_SAMPLER_ARG=1 LOG_FORMAT=json \
