@@ -84,8 +84,8 @@ pub struct TelemetryArgs {
     #[arg(long, env = "OTEL_TRACES_SAMPLER", value_enum, default_value_t = SamplerKind::ParentbasedTraceidratio, global = true)]
     pub otel_traces_sampler: SamplerKind,
     /// Ratio of root traces (requests without a `traceparent`) sampled by the `*traceidratio`
-    /// samplers; callers that send a `traceparent` decide for themselves. 0.01 by default, to keep
-    /// tracing within 5 % of throughput (README, "Sampling").
+    /// samplers; callers that send a `traceparent` decide for themselves. 0.01 by default, so that
+    /// requests without one cost little more than unsampled ones (README, "Sampling").
     #[arg(
         long,
         env = "OTEL_TRACES_SAMPLER_ARG",
