@@ -53,6 +53,13 @@ pub struct Counts {
     pub connection: u64,
     /// 4xx answers (good by definition; counted to spot workload mistakes).
     pub status_4xx: u64,
+    /// Of `server_error`: 503s (the service shed the request or a dependency was down) and 504s
+    /// (the service's own quota cut it). What separates a service refusing work from one
+    /// drowning in it.
+    #[serde(default)]
+    pub status_503: u64,
+    #[serde(default)]
+    pub status_504: u64,
     /// Timeouts that never got a connection before their deadline.
     pub unsent: u64,
     /// Dispatched later than the lag threshold by the generator.
@@ -85,6 +92,8 @@ impl Counts {
         }
         self.sent += 1;
         self.status_4xx += (400..500).contains(&o.status) as u64;
+        self.status_503 += (o.status == 503) as u64;
+        self.status_504 += (o.status == 504) as u64;
         self.unsent += (o.class == Class::Timeout && o.sent_at.is_none()) as u64;
     }
 
@@ -95,6 +104,8 @@ impl Counts {
         self.server_error += o.server_error;
         self.connection += o.connection;
         self.status_4xx += o.status_4xx;
+        self.status_503 += o.status_503;
+        self.status_504 += o.status_504;
         self.unsent += o.unsent;
         self.late += o.late;
         self.dropped += o.dropped;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use crate::recording::WindowRow;
 use crate::summary::Summary;
 
-pub const HEADER: &str = "width_s,start_unix,offset_s,sent,good,bad,timeout,server_error,connection,status_4xx,unsent,late,dropped,availability,p50_ms,p90_ms,p99_ms,p999_ms,max_ms";
+pub const HEADER: &str = "width_s,start_unix,offset_s,sent,good,bad,timeout,server_error,connection,status_4xx,unsent,late,dropped,availability,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,status_503,status_504";
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or(String::new(), |v| format!("{v:.digits$}"))
@@ -16,7 +16,7 @@ pub fn row(r: &WindowRow) -> String {
     let c = &r.counts;
     let l = &r.latency;
     format!(
-        "{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         r.width_s,
         r.start_unix,
         r.offset_s,
@@ -36,6 +36,8 @@ pub fn row(r: &WindowRow) -> String {
         opt(l.p99_ms, 3),
         opt(l.p999_ms, 3),
         opt(l.max_ms, 3),
+        c.status_503,
+        c.status_504,
     )
 }
 

@@ -29,12 +29,14 @@ pub fn summary_text(s: &Summary) -> String {
     }
     let _ = writeln!(
         o,
-        "requests: sent {} good {} bad {} (timeout {}, 5xx {}, connection {}), 4xx {}",
+        "requests: sent {} good {} bad {} (timeout {}, 5xx {} [503 {}, 504 {}], connection {}), 4xx {}",
         t.counts.sent,
         t.counts.good,
         t.bad,
         t.counts.timeout,
         t.counts.server_error,
+        t.counts.status_503,
+        t.counts.status_504,
         t.counts.connection,
         t.counts.status_4xx
     );
