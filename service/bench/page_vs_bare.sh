@@ -28,7 +28,7 @@ bin=$target_dir/release/reservation-service
 export DATABASE_URL="$DB_ROOT/$DB_NAME"
 
 "$bin" seed --activities 1000 --users 10000 --reset >/dev/null
-RUST_LOG=warn CACHE_MODE=$CACHE_MODE LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:" "$bin" serve &
+RUST_LOG=warn CACHE_PREAGE_HITS=0 CACHE_MODE=$CACHE_MODE LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:" "$bin" serve &
 service_pid=$!
 trap 'kill $service_pid ${bare_pid:-} 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://$SERVICE_ADDR/healthz" >/dev/null && break; sleep 0.2; done
