@@ -23,7 +23,8 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init(&cli.log, &cli.telemetry)?;
     let result = match cli.command {
         Command::Serve(args) => {
-            let settings = Settings::from_args(&args)?;
+            let mut settings = Settings::from_args(&args)?;
+            settings.request_sampler = telemetry.request_sampler();
             let limits = HttpLimits::from_args(&args)?;
             let pool = startup::mysql_pool(&args.database)?;
             if !args.skip_migrations {

@@ -36,6 +36,8 @@ pub struct Settings {
     pub profile_dir: std::path::PathBuf,
     /// `None`: the anomaly profiler is off.
     pub anomaly: Option<anomaly::Settings>,
+    /// The trace sampler the HTTP middleware runs; `None` when OpenTelemetry is off.
+    pub request_sampler: Option<crate::telemetry::RequestSampler>,
 }
 
 impl Settings {
@@ -75,6 +77,8 @@ impl Settings {
                     ],
                 }
             }),
+            // Set by whoever built the tracer provider (main: from telemetry::init).
+            request_sampler: None,
         })
     }
 }

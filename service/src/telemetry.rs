@@ -19,15 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
-    SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
+    SdkTracerProvider, ShouldSample, Span, SpanData, SpanExporter, SpanProcessor,
 };
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -119,6 +119,72 @@ where
 pub struct Tracing {
     provider: SdkTracerProvider,
     stats: Arc<ExportStats>,
+    sampler: RequestSampler,
+}
+
+/// The configured sampler, run by the HTTP middleware before any span exists: an unsampled
+/// request then gets its ids and no span at all, and a sampled one a span that the provider
+/// samples without deciding again ([`HonorRequestDecision`]).
+#[derive(Debug, Clone)]
+pub struct RequestSampler(Sampler);
+
+impl RequestSampler {
+    /// Whether a server span with `parent` (the caller's context, if any) and `trace_id` (the
+    /// parent's, or a new one for a root) is sampled.
+    pub fn sampled(&self, parent: Option<&Context>, trace_id: TraceId) -> bool {
+        let result = self.0.should_sample(
+            parent,
+            trace_id,
+            "http.server.request",
+            &SpanKind::Server,
+            &[],
+            &[],
+        );
+        matches!(result.decision, SamplingDecision::RecordAndSample)
+    }
+
+    /// Builds the span that [`Self::sampled`] chose, through `build` (which makes the
+    /// OpenTelemetry span), without the provider's sampler deciding again.
+    pub fn build_sampled<T>(build: impl FnOnce() -> T) -> T {
+        DECIDED.set(true);
+        let built = build();
+        DECIDED.set(false);
+        built
+    }
+}
+
+thread_local! {
+    /// Set while the middleware builds a span it has already sampled.
+    static DECIDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The provider's sampler: the configured one, except for a server span the middleware sampled
+/// already. Deciding twice would sample a root with the ratio squared (a new trace id each time).
+#[derive(Debug, Clone)]
+struct HonorRequestDecision(Sampler);
+
+impl ShouldSample for HonorRequestDecision {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        if DECIDED.get() {
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: parent_context
+                    .map(|cx| cx.span().span_context().trace_state().clone())
+                    .unwrap_or_default(),
+            };
+        }
+        self.0
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
 }
 
 impl Tracing {
@@ -137,7 +203,7 @@ impl Tracing {
             None => Sampler::AlwaysOff,
         };
         let mut builder = SdkTracerProvider::builder()
-            .with_sampler(sampler)
+            .with_sampler(HonorRequestDecision(sampler.clone()))
             .with_resource(resource(args));
         if let Some(endpoint) = endpoint {
             let exporter = CountingExporter {
@@ -158,7 +224,13 @@ impl Tracing {
         Ok(Some(Self {
             provider: builder.build(),
             stats,
+            sampler: RequestSampler(sampler),
         }))
+    }
+
+    /// The sampler, for the HTTP middleware to decide before it makes a server span.
+    pub fn request_sampler(&self) -> RequestSampler {
+        self.sampler.clone()
     }
 
     pub fn provider(&self) -> &SdkTracerProvider {
@@ -262,6 +334,11 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// For [`crate::startup::Settings::request_sampler`]; `None` when OpenTelemetry is off.
+    pub fn request_sampler(&self) -> Option<RequestSampler> {
+        self.tracing.as_ref().map(Tracing::request_sampler)
+    }
+
     /// Exports what is queued (bounded by the export timeout) and reports what was lost.
     pub fn shutdown(mut self) {
         self.shutdown_inner();
@@ -513,6 +590,40 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_provider_keeps_the_middlewares_decision_and_decides_alone_otherwise() {
+        let never = HonorRequestDecision(Sampler::AlwaysOff);
+        let sample = |s: &HonorRequestDecision| {
+            s.should_sample(
+                None,
+                TraceId::from(7_u128),
+                "x",
+                &SpanKind::Server,
+                &[],
+                &[],
+            )
+            .decision
+        };
+        assert_eq!(sample(&never), SamplingDecision::Drop);
+        let decided = RequestSampler::build_sampled(|| sample(&never));
+        assert_eq!(decided, SamplingDecision::RecordAndSample);
+        // The flag does not outlive the build.
+        assert_eq!(sample(&never), SamplingDecision::Drop);
+
+        let ratio = RequestSampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.5,
+        ))));
+        let sampled = (0..1000_u128)
+            .filter(|i| {
+                ratio.sampled(
+                    None,
+                    TraceId::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)),
+                )
+            })
+            .count();
+        assert!((350..650).contains(&sampled), "{sampled} of 1000 at 0.5");
+    }
 
     #[test]
     fn http_endpoint_gets_the_traces_path_once() {

@@ -145,7 +145,8 @@ fn finish(routes: Router<AppState>, openapi: utoipa::openapi::OpenApi, state: Ap
             crate::server::enforce(limits, request, next)
         }))
         // Outermost: the server span times everything and sees every final status.
-        .layer(axum::middleware::from_fn(
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::telemetry::http::trace_request,
         ))
         .layer(axum::middleware::from_fn_with_state(

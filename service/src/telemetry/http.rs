@@ -5,96 +5,114 @@
 //! Every response carries the trace back: `traceparent` names this server span, `x-trace-id` is
 //! the bare trace id for a log search.
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::RequestSampler;
 use crate::error::ErrorCode;
+use crate::startup::AppState;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
 
-/// Middleware (`axum::middleware::from_fn`) to put outside every other layer, so that the span
-/// sees the final status, including the quota's 504 and the shed's 503.
-pub async fn trace_request(request: Request, next: Next) -> Response {
-    // Only what OpenTelemetry needs before the sampling decision goes in now: the kind, and the
-    // name (a started span cannot be renamed). The semantic-convention attributes are recorded
-    // once the span is known to be sampled, so an unsampled request formats and copies none.
+/// Middleware (`axum::middleware::from_fn_with_state`) to put outside every other layer, so that
+/// the span sees the final status, including the quota's 504 and the shed's 503.
+///
+/// The sampler runs first, before any span exists: an unsampled request (99 % at the default
+/// ratio) gets its ids for the response headers and its log lines and no span at all, which is
+/// what keeps tracing nearly free for it. Only a sampled request gets the server span.
+pub async fn trace_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(sampler) = state.settings().request_sampler.as_ref() else {
+        // OpenTelemetry is off (OTEL_SDK_DISABLED): no spans, no ids to give.
+        return next.run(request).await;
+    };
+    let parent = traceparent(request.headers());
+    let parent_sc = parent.as_ref().map(|cx| cx.span().span_context().clone());
+    let trace_id = parent_sc.as_ref().map_or_else(
+        || RandomIdGenerator::default().new_trace_id(),
+        SpanContext::trace_id,
+    );
+    if !sampler.sampled(parent.as_ref(), trace_id) {
+        let span_context = SpanContext::new(
+            trace_id,
+            RandomIdGenerator::default().new_span_id(),
+            TraceFlags::default(),
+            false,
+            parent_sc
+                .map(|sc| sc.trace_state().clone())
+                .unwrap_or_default(),
+        );
+        let handling = super::with_sampling(false, next.run(request));
+        let mut response = super::with_request_ids(&span_context, handling).await;
+        set_trace_headers(&mut response, &span_context);
+        return response;
+    }
+
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "http.server.request",
-        otel.name = Empty,
+        otel.name = match &route {
+            Some(route) => format!("{method} {}", route.as_str()),
+            None => method.to_string(),
+        },
         otel.kind = "server",
-        http.request.method = Empty,
-        http.route = Empty,
-        url.path = Empty,
+        http.request.method = method.as_str(),
+        http.route = route.as_ref().map(MatchedPath::as_str),
+        url.path = request.uri().path(),
         http.response.status_code = Empty,
         "error.type" = Empty,
         otel.status_code = Empty,
         leaklab.quota_exceeded = Empty,
     );
-    if span.is_disabled() {
-        // OpenTelemetry is off (OTEL_SDK_DISABLED) and the log filter takes no spans.
-        return next.run(request).await;
-    }
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let method = request.method().clone();
-    span.record(
-        "otel.name",
-        match &route {
-            Some(route) => format!("{method} {}", route.as_str()),
-            None => method.to_string(),
-        },
-    );
-    if let Some(parent) = traceparent(request.headers()) {
+    if let Some(parent) = parent {
         // Fails only if the span was already built, which nothing here has done yet.
         let _ = span.set_parent(parent);
     }
-    // Starts the OpenTelemetry span: the sampler decides here.
-    let span_context = span.context().span().span_context().clone();
-    let sampled = span_context.is_sampled();
-    if sampled {
-        span.record("http.request.method", method.as_str());
-        if let Some(route) = &route {
-            span.record("http.route", route.as_str());
-        }
-        span.record("url.path", request.uri().path());
-    }
+    // Builds the OpenTelemetry span, sampled as decided above.
+    let span_context =
+        RequestSampler::build_sampled(|| span.context().span().span_context().clone());
 
-    let handling = super::with_sampling(sampled, next.run(request));
-    let mut response = if sampled {
-        handling.instrument(span.clone()).await
-    } else {
-        super::with_request_ids(&span_context, handling).await
-    };
+    let handling = super::with_sampling(true, next.run(request));
+    let mut response = handling.instrument(span.clone()).await;
 
-    if sampled {
-        let status = response.status();
-        span.record("http.response.status_code", i64::from(status.as_u16()));
-        if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
-            span.record("error.type", code);
-            if code == "quota_exceeded" {
-                span.record("leaklab.quota_exceeded", true);
-            }
-        }
-        // Server spans: 5xx are errors, 4xx are the client's (semantic conventions).
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
+    let status = response.status();
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
+        span.record("error.type", code);
+        if code == "quota_exceeded" {
+            span.record("leaklab.quota_exceeded", true);
         }
     }
+    // Server spans: 5xx are errors, 4xx are the client's (semantic conventions).
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    // Invalid only when no OpenTelemetry layer took the span (a test's own subscriber).
     if span_context.is_valid() {
-        let headers = response.headers_mut();
-        headers.insert(TRACEPARENT, traceparent_value(&span_context));
-        headers.insert(X_TRACE_ID, hex_value(&span_context.trace_id().to_bytes()));
+        set_trace_headers(&mut response, &span_context);
     }
     response
+}
+
+fn set_trace_headers(response: &mut Response, span_context: &SpanContext) {
+    let headers = response.headers_mut();
+    headers.insert(TRACEPARENT, traceparent_value(span_context));
+    headers.insert(X_TRACE_ID, hex_value(&span_context.trace_id().to_bytes()));
 }
 
 /// The caller's context from a W3C `traceparent`, when there is a valid one.

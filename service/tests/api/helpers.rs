@@ -44,6 +44,7 @@ pub fn settings() -> Settings {
         shutdown_grace: Duration::from_secs(2),
         profile_dir: std::env::temp_dir().join(format!("leaklab-profiles-{}", rand_suffix())),
         anomaly: None,
+        request_sampler: None,
     }
 }
 

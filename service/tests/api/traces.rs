@@ -306,6 +306,9 @@ impl TracedApp {
                 let _default = ::tracing::subscriber::set_default(subscriber);
                 // A pool of this runtime: connections belong to the runtime that opened them.
                 let pool = MySqlPoolOptions::new().connect_lazy_with(options);
+                // As main does: the middleware samples with the provider's sampler.
+                let mut app_options = app_options;
+                app_options.settings.request_sampler = Some(tracing.request_sampler());
                 let app = spawn_app_with(pool, app_options).await;
                 let _ = ready_tx.send((app, tracing, received));
                 let _ = stop_rx.await;

@@ -29,6 +29,7 @@ pub fn settings() -> Settings {
         shutdown_grace: Duration::from_secs(5),
         profile_dir: std::env::temp_dir().join(format!("leaklab-hardening-{}", unique())),
         anomaly: None,
+        request_sampler: None,
     }
 }
 
