@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# What tracing costs a page view, in instructions rather than time: valgrind's callgrind counts
+# the same for the same binary and input whatever else the machine runs, where requests/s on a
+# shared VM move by more than the effect. For each configuration (OpenTelemetry off, on without an
+# endpoint, default sampling exporting to a local do-nothing receiver) the release service runs
+# under callgrind; after five warm-up views the counters are zeroed, exactly N page views are sent
+# over one keep-alive connection, and the counters are dumped. Prints instructions per view and
+# the ratio to "off". Slow (the service runs ~50x slower under valgrind), but each number is exact.
+#
+# Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, N (2000), NO_BUILD=1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DB_ROOT=${DB_ROOT:-mysql://root@127.0.0.1:3306}
+DB_NAME=${DB_NAME:-leaklab_bench_instructions}
+N=${N:-2000}
+SERVICE_ADDR=127.0.0.1:18196
+SINK_ADDR=127.0.0.1:18197
+PAGE_URL="http://$SERVICE_ADDR/v1/activities/1/page?user_id=1"
+
+for tool in valgrind callgrind_control curl mariadb; do
+  command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 2; }
+done
+mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS $DB_NAME"
+[[ -n ${NO_BUILD:-} ]] || cargo build --release -q -p reservation-service --bin reservation-service --example otlp_sink
+bin=${CARGO_TARGET_DIR:-target}/release/reservation-service
+export DATABASE_URL="$DB_ROOT/$DB_NAME"
+"$bin" seed --activities 1000 --users 10000 --reset >/dev/null
+
+work=$(mktemp -d)
+"${CARGO_TARGET_DIR:-target}/release/examples/otlp_sink" "$SINK_ADDR" >/dev/null &
+sink_pid=$!
+service_pid=
+trap 'kill $sink_pid ${service_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq "$N"); do printf 'url = "%s"\noutput = /dev/null\n' "$PAGE_URL"; done >"$work/views.cfg"
+
+# Instructions of all threads while exactly N views are served.
+count() {
+  local name=$1
+  shift
+  env RUST_LOG=warn ANOMALY_PROFILING=false CACHE_PREAGE_HITS=0 CACHE_MODE=fixed \
+    CACHE_SWEEP_INTERVAL=1h LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:" "$@" \
+    valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$bin" serve \
+    >"$work/$name.log" 2>&1 &
+  service_pid=$!
+  for _ in $(seq 120); do curl -fs "http://$SERVICE_ADDR/healthz" >/dev/null && break; sleep 1; done
+  for _ in 1 2 3 4 5; do curl -fs "$PAGE_URL" >/dev/null; done
+  callgrind_control -z "$service_pid" >/dev/null
+  curl -fs -K "$work/views.cfg"
+  callgrind_control -d "$service_pid" >/dev/null
+  kill -INT "$service_pid"
+  wait "$service_pid" 2>/dev/null || true
+  service_pid=
+  awk '/^totals:/ {print $2}' "$work/$name.out.1"
+}
+
+off=$(count off OTEL_SDK_DISABLED=true)
+no_export=$(count no-export)
+default=$(count default OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR")
+echo "| tracing | instructions per page view | ratio to off |"
+echo "|---|---|---|"
+for row in "off $off" "no-export $no_export" "default $default"; do
+  set -- $row
+  awk -v name="$1" -v total="$2" -v off="$off" -v n="$N" \
+    'BEGIN { printf "| %s | %d | %.3f |\n", name, total / n, total / off }'
+done
