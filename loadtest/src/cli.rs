@@ -156,9 +156,9 @@ pub struct MergeArgs {
     pub slo: Option<f64>,
 }
 
-/// The default load: sized for the lab's 2-core machine, well under the rate where the service
-/// in `fixed` mode first misses the SLO with the load generator beside it (about 8,000 page
-/// views/s in a ramp), so that the dips in `leaky` mode are the leak's.
+/// The default load: sized for the lab's 2-core machine, under the rate where the service in
+/// `fixed` mode first misses the SLO with the load generator beside it (about 2,400 page views/s
+/// in a ramp on a slow day, 8,000/s on a fast one), so that the dips in `leaky` mode are the leak's.
 pub const LAB_STAGES: &str = "20s:1500,40s:1500,1s:2000,19s:2000,1s:1500,39s:1500,1s:2000,\
      19s:2000,1s:1500,39s:1500,1s:2000,19s:2000";
 
