@@ -7,7 +7,8 @@
 # over one keep-alive connection, and the counters are dumped. Prints instructions per view and
 # the ratio to "off". Slow (the service runs ~50x slower under valgrind), but each number is exact.
 #
-# Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, N (2000), NO_BUILD=1.
+# Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, N (2000), NO_BUILD=1, KEEP=dir (keep the
+# callgrind profiles there, for callgrind_annotate).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +32,7 @@ work=$(mktemp -d)
 "${CARGO_TARGET_DIR:-target}/release/examples/otlp_sink" "$SINK_ADDR" >/dev/null &
 sink_pid=$!
 service_pid=
-trap 'kill $sink_pid ${service_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $sink_pid ${service_pid:-} 2>/dev/null || true; [[ -z ${KEEP:-} ]] || { mkdir -p "$KEEP"; cp "$work"/*.out.1 "$KEEP"/; }; rm -rf "$work"' EXIT
 for _ in $(seq "$N"); do printf 'url = "%s"\noutput = /dev/null\n' "$PAGE_URL"; done >"$work/views.cfg"
 
 # Instructions of all threads while exactly N views are served.

@@ -84,7 +84,19 @@ where
 {
     let filter = EnvFilter::try_new(&log.log_filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {:?}: {e}", log.log_filter))?;
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(2);
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(3);
+    if tracing.is_some() {
+        // First: `Vec`'s `enabled` stops at the first layer that says no.
+        layers.push(
+            UnsampledSpansOff {
+                log_spans: match log.log_format {
+                    LogFormat::Human => filter.max_level_hint().unwrap_or(LevelFilter::TRACE),
+                    LogFormat::Json => LevelFilter::OFF,
+                },
+            }
+            .boxed(),
+        );
+    }
     layers.push(match log.log_format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
             .with_writer(writer)
@@ -325,6 +337,31 @@ where
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
         Some(LevelFilter::DEBUG)
+    }
+}
+
+/// Disables, for the whole subscriber, the spans made while serving an unsampled request that the
+/// log layer does not take either. [`SampledOnly`] alone keeps them out of OpenTelemetry but not
+/// out of the registry: a per-layer filter that says no still lets the registry allocate, enter
+/// and close the span (tracing-subscriber 0.3.23 disables a span globally only when all 64
+/// possible filter slots disabled it), which was most of what tracing cost an unsampled request.
+/// A layer's own `enabled` is a global filter, and in a `Vec` the first `false` ends the check.
+struct UnsampledSpansOff {
+    /// The most verbose level at which the log layer takes spans (`OFF`: it takes none).
+    log_spans: LevelFilter,
+}
+
+impl<S: Subscriber> Layer<S> for UnsampledSpansOff {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if meta.is_span() {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, _: layer::Context<'_, S>) -> bool {
+        !meta.is_span() || *meta.level() <= self.log_spans || request_sampled() != Some(false)
     }
 }
 
@@ -623,6 +660,35 @@ mod tests {
             })
             .count();
         assert!((350..650).contains(&sampled), "{sampled} of 1000 at 0.5");
+    }
+
+    #[test]
+    fn spans_of_an_unsampled_request_are_not_made_unless_the_log_layer_takes_them() {
+        let tracing = Tracing::new(&TelemetryArgs::default())
+            .unwrap()
+            .expect("OpenTelemetry is on by default");
+        let made = |format: LogFormat, filter: &str, sampled: Option<bool>| {
+            let log = LogArgs {
+                log_filter: filter.into(),
+                log_format: format,
+            };
+            let subscriber = subscriber_writing_to(&log, Some(&tracing), std::io::sink).unwrap();
+            tracing::subscriber::with_default(subscriber, || {
+                let make = || !tracing::info_span!("cache.get").is_disabled();
+                match sampled {
+                    Some(sampled) => REQUEST_SAMPLED.sync_scope(sampled, make),
+                    None => make(),
+                }
+            })
+        };
+        // Neither layer wants it: not made at all (the registry would otherwise make it).
+        assert!(!made(LogFormat::Human, "warn", Some(false)));
+        assert!(!made(LogFormat::Json, "info", Some(false)));
+        // Human log lines show the spans around them at `info`.
+        assert!(made(LogFormat::Human, "info", Some(false)));
+        // Sampled, or outside any request (the sweeper): OpenTelemetry takes it.
+        assert!(made(LogFormat::Human, "warn", Some(true)));
+        assert!(made(LogFormat::Json, "warn", None));
     }
 
     #[test]
