@@ -2,9 +2,10 @@
 # What tracing costs a page view, in instructions rather than time: valgrind's callgrind counts
 # the same for the same binary and input whatever else the machine runs, where requests/s on a
 # shared VM move by more than the effect. For each configuration (OpenTelemetry off, on without an
-# endpoint, default sampling exporting to a local do-nothing receiver) the release service runs
-# under callgrind; after five warm-up views the counters are zeroed, exactly N page views are sent
-# over one keep-alive connection, and the counters are dumped. Prints instructions per view and
+# endpoint, and exporting to a local do-nothing receiver at the default 1 %, at 10 % and at 100 %
+# root sampling) the release service runs under callgrind; after five warm-up views the counters
+# are zeroed, exactly N page views are sent over one keep-alive connection, and the counters are
+# dumped (all threads: the exporter's too). Prints instructions per view and
 # the ratio to "off". Slow (the service runs ~50x slower under valgrind), but each number is exact.
 #
 # Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, N (2000), NO_BUILD=1, KEEP=dir (keep the
@@ -56,11 +57,15 @@ count() {
 }
 
 off=$(count off OTEL_SDK_DISABLED=true)
-no_export=$(count no-export)
-default=$(count default OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR")
+rows=("off $off")
+rows+=("no-export $(count no-export)")
+rows+=("default(1%) $(count default OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR")")
+for ratio in 0.1 1.0; do
+  rows+=("$ratio $(count "ratio-$ratio" OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR" OTEL_TRACES_SAMPLER_ARG=$ratio)")
+done
 echo "| tracing | instructions per page view | ratio to off |"
 echo "|---|---|---|"
-for row in "off $off" "no-export $no_export" "default $default"; do
+for row in "${rows[@]}"; do
   set -- $row
   awk -v name="$1" -v total="$2" -v off="$off" -v n="$N" \
     'BEGIN { printf "| %s | %d | %.3f |\n", name, total / n, total / off }'
