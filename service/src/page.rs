@@ -280,10 +280,5 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let span = background_span(name);
-    match crate::telemetry::request_sampled() {
-        Some(sampled) => {
-            tokio::spawn(crate::telemetry::with_sampling(sampled, work).instrument(span))
-        }
-        None => tokio::spawn(work.instrument(span)),
-    };
+    tokio::spawn(crate::telemetry::as_current_request(work).instrument(span));
 }

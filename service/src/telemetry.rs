@@ -271,37 +271,53 @@ impl Tracing {
     }
 }
 
-tokio::task_local! {
-    /// Whether the trace of the request this task is serving is sampled; unset outside requests.
-    static REQUEST_SAMPLED: bool;
-}
-
-/// Runs `fut` (a request's handling, or background work it started) knowing whether its trace is
-/// sampled: [`SampledOnly`] then decides for every span made inside it with one task-local read,
-/// not with a walk of the span registry per span.
-pub fn with_sampling<F: Future>(sampled: bool, fut: F) -> impl Future<Output = F::Output> {
-    REQUEST_SAMPLED.scope(sampled, fut)
-}
-
-tokio::task_local! {
-    /// The trace and span ids of an unsampled request, whose server span is never entered: the
+/// What the request a task serves knows of its trace. One task-local for both, so that a
+/// request's future swaps one value in and out at each poll, not two.
+#[derive(Debug, Clone, Copy)]
+struct RequestTrace {
+    /// Whether the trace is sampled: [`SampledOnly`] and [`UnsampledSpansOff`] decide for every
+    /// span made inside the request with one task-local read, not with a walk of the registry.
+    sampled: bool,
+    /// The trace and span ids of an unsampled request, whose server span does not exist: the
     /// JSON log lines written while serving it take their ids from here.
-    static REQUEST_IDS: (opentelemetry::trace::TraceId, opentelemetry::trace::SpanId);
+    ids: Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)>,
 }
 
-/// Runs an unsampled request's handling with its ids at hand for log lines, instead of entering
-/// its server span: entering and leaving a span at every poll of the request is most of what
-/// tracing costs a request that exports nothing.
-pub fn with_request_ids<F: Future>(
+tokio::task_local! {
+    /// Unset outside requests, and in a sampled request (whose spans carry everything).
+    static REQUEST_TRACE: RequestTrace;
+}
+
+/// Runs an unsampled request's handling: no spans are made inside it, and its log lines carry
+/// the ids of the server span it would have had.
+pub fn unsampled_request<F: Future>(
     sc: &opentelemetry::trace::SpanContext,
     fut: F,
 ) -> impl Future<Output = F::Output> {
-    REQUEST_IDS.scope((sc.trace_id(), sc.span_id()), fut)
+    REQUEST_TRACE.scope(
+        RequestTrace {
+            sampled: false,
+            ids: Some((sc.trace_id(), sc.span_id())),
+        },
+        fut,
+    )
+}
+
+/// Runs work that the current request spawns as the request runs: an unsampled request's
+/// background writes make no spans either, and log with the request's ids.
+pub fn as_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let trace = REQUEST_TRACE
+        .try_with(|trace| *trace)
+        .unwrap_or(RequestTrace {
+            sampled: true,
+            ids: None,
+        });
+    REQUEST_TRACE.scope(trace, fut)
 }
 
 /// The sampling decision of the request this task serves, if it serves one.
 pub fn request_sampled() -> Option<bool> {
-    REQUEST_SAMPLED.try_with(|sampled| *sampled).ok()
+    REQUEST_TRACE.try_with(|trace| trace.sampled).ok()
 }
 
 /// The OpenTelemetry layer's filter: this crate's spans and events, except spans made while
@@ -605,9 +621,8 @@ where
         // The innermost span whatever this layer's filter (which takes no spans).
         let current = ctx.current_span();
         let ids = current.id().and_then(trace_ids).or_else(|| {
-            REQUEST_IDS
-                .try_with(|(trace, span)| (trace.to_string(), span.to_string()))
-                .ok()
+            let (trace, span) = REQUEST_TRACE.try_with(|trace| trace.ids).ok()??;
+            Some((trace.to_string(), span.to_string()))
         });
         let Some((trace_id, span_id)) = ids else {
             return self.0.format_event(ctx, writer, event);
@@ -676,7 +691,9 @@ mod tests {
             tracing::subscriber::with_default(subscriber, || {
                 let make = || !tracing::info_span!("cache.get").is_disabled();
                 match sampled {
-                    Some(sampled) => REQUEST_SAMPLED.sync_scope(sampled, make),
+                    Some(sampled) => {
+                        REQUEST_TRACE.sync_scope(RequestTrace { sampled, ids: None }, make)
+                    }
                     None => make(),
                 }
             })
@@ -756,7 +773,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(with_request_ids(&unsampled, async {
+            .block_on(unsampled_request(&unsampled, async {
                 tracing::info!("unsampled request")
             }));
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -81,8 +81,7 @@ where
             // Spawned so that a quota cut from here on cannot stop it; `put` queues the keys
             // for repair itself if Redis is away.
             let put = async move { hot.put(counter, user).await }.in_current_span();
-            let sampled = crate::telemetry::request_sampled().unwrap_or(true);
-            let update = tokio::spawn(crate::telemetry::with_sampling(sampled, put));
+            let update = tokio::spawn(crate::telemetry::as_current_request(put));
             guard.armed = false;
             if let Ok(Err(error)) = update.await {
                 tracing::warn!(%error, "redis copy not updated; queued for repair");

@@ -56,8 +56,7 @@ pub async fn trace_request(
                 .map(|sc| sc.trace_state().clone())
                 .unwrap_or_default(),
         );
-        let handling = super::with_sampling(false, next.run(request));
-        let mut response = super::with_request_ids(&span_context, handling).await;
+        let mut response = super::unsampled_request(&span_context, next.run(request)).await;
         set_trace_headers(&mut response, &span_context);
         return response;
     }
