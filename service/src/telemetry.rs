@@ -46,11 +46,12 @@ use crate::config::{LogArgs, LogFormat, OtlpProtocol, SamplerKind, TelemetryArgs
 /// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
 /// 20 µs of CPU more than an unsampled one (recording and exporting its spans), so every percent
 /// sampled costs about a third of a percent of throughput (README, "Tracing overhead"), and the
-/// goal is at most 5 % for all of tracing. The price is paid at the collector: Jaeger's tail sampling (deploy/jaeger/config.yaml)
-/// can only keep a slow or failed trace the service exported, so it sees this share of the slow
-/// root requests. Callers that send a sampled `traceparent` are always followed (parent-based), so
-/// the load generator (`--trace-sample`, 1.0 by default) still gets every one of its requests
-/// traced; set the ratio to 1.0 when traffic without a `traceparent` must be tail-sampled.
+/// goal is at most 5 % for all of tracing. The price is paid at the collector: Jaeger's tail
+/// sampling (deploy/jaeger/config.yaml) can only keep a slow or failed trace the service
+/// exported, so it sees this share of the slow root requests. Callers that send a sampled
+/// `traceparent` are always followed (parent-based), so the load generator (`--trace-sample`, 1.0
+/// by default) still gets every one of its requests traced; set the ratio to 1.0 when traffic
+/// without a `traceparent` must be tail-sampled.
 pub const DEFAULT_ROOT_SAMPLING_RATIO: f64 = 0.01;
 
 /// Spans of this crate reach OpenTelemetry; those of dependencies (hyper, h2, tonic, sqlx...)
