@@ -249,9 +249,14 @@ pub async fn track(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let caller_trace = request
-        .headers()
-        .get("traceparent")
+    // With OpenTelemetry on, the response names the trace (`x-trace-id`); off, the caller's
+    // `traceparent` is the only id there is.
+    let caller_trace = state
+        .settings()
+        .request_sampler
+        .is_none()
+        .then(|| request.headers().get("traceparent"))
+        .flatten()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split('-').nth(1))
         .map(str::to_owned);
@@ -276,11 +281,10 @@ pub async fn track(
     }
     let trace_id = response
         .headers()
-        .get("x-trace-id")
+        .get(crate::telemetry::http::X_TRACE_ID)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(caller_trace);
-    state.latencies().record(elapsed, trace_id.as_deref());
+        .or(caller_trace.as_deref());
+    state.latencies().record(elapsed, trace_id);
     response
 }
 
