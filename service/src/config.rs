@@ -51,6 +51,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the API's concurrency limit is set (`crate::admission`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LimitKind {
+    Adaptive,
+    Fixed,
+}
+
 /// OpenTelemetry tracing, configured by the standard `OTEL_*` variables (each has a flag too).
 ///
 /// Export is off unless an endpoint is given: spans are then still made, so responses and log
@@ -228,9 +235,22 @@ pub struct ServeArgs {
     /// Deadline of every request; past it the service answers 504 and stops the work.
     #[arg(long, env = "REQUEST_QUOTA", value_parser = duration, default_value = "250ms")]
     pub request_quota: Duration,
-    /// Requests served at once; more are shed at once with a 503.
+    /// API requests served at once; more are shed at once with a 503. With the adaptive limit,
+    /// its ceiling and starting point.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// `adaptive`: the limit shrinks (down to --min-in-flight) while even the fastest requests
+    /// take longer than --limit-target-latency, and grows back once they are fast again.
+    /// `fixed`: always --max-in-flight.
+    #[arg(long, env = "CONCURRENCY_LIMIT", value_enum, default_value_t = LimitKind::Adaptive)]
+    pub concurrency_limit: LimitKind,
+    /// Floor of the adaptive limit.
+    #[arg(long, env = "MIN_IN_FLIGHT", default_value_t = 16)]
+    pub min_in_flight: usize,
+    /// Latency the fastest request of a 100-ms window may take before the adaptive limit
+    /// shrinks: a queue that every request waits in, not a stall that slows some.
+    #[arg(long, env = "LIMIT_TARGET_LATENCY", value_parser = duration, default_value = "50ms")]
+    pub limit_target_latency: Duration,
     /// Largest accepted request body.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,

@@ -1,6 +1,7 @@
 //! The leaklab reservation service: a monolith on MySQL and Redis whose hot read goes through an
 //! in-process LFU cache — the gcache port under study, selected with `--cache-mode`.
 
+pub mod admission;
 pub mod cache_slot;
 pub mod config;
 pub mod domain;

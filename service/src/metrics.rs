@@ -16,6 +16,7 @@ pub const REQUESTS: &str = "http_server_requests_total";
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 pub const IN_FLIGHT: &str = "http_server_in_flight_requests";
 pub const SHED: &str = "http_server_shed_requests_total";
+pub const CONCURRENCY_LIMIT: &str = "http_server_concurrency_limit";
 pub const SWEEP_PAUSE: &str = "leaklab_cache_sweep_pause_seconds";
 pub const SWEEP_NODES: &str = "leaklab_cache_sweep_nodes_walked";
 pub const LOCK_WAIT: &str = "leaklab_cache_lock_wait_seconds";
@@ -89,6 +90,10 @@ fn describe() {
     );
     describe_gauge!(IN_FLIGHT, "Requests being served");
     describe_counter!(SHED, "Requests refused at the concurrency limit (503)");
+    describe_gauge!(
+        CONCURRENCY_LIMIT,
+        "API requests served at once before the next is refused (adaptive or fixed)"
+    );
     describe_histogram!(
         SWEEP_PAUSE,
         Unit::Seconds,
@@ -146,6 +151,11 @@ pub fn record_request(route: &str, method: &str, status: u16, elapsed: Duration,
 
 pub fn record_shed() {
     counter!(SHED).increment(1);
+}
+
+/// Set whenever the adaptive limit changes.
+pub fn concurrency_limit(limit: usize) {
+    gauge!(CONCURRENCY_LIMIT).set(limit as f64);
 }
 
 pub fn in_flight(delta: f64) {

@@ -12,8 +12,9 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admission::LimitPolicy;
 use crate::cache_slot::{ActivityCache, CacheSlot};
-use crate::config::{DatabaseArgs, ServeArgs};
+use crate::config::{DatabaseArgs, LimitKind, ServeArgs};
 use crate::profiling::anomaly::{self, Signal};
 use crate::profiling::window::LatencyWindow;
 use crate::server::{self, HttpLimits};
@@ -26,7 +27,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub request_quota: Duration,
+    /// The limit (`Fixed`) or its ceiling (`Adaptive`).
     pub max_in_flight: usize,
+    pub limit_policy: LimitPolicy,
     pub max_body_bytes: usize,
     pub related_activities: u32,
     pub admin_token: Option<String>,
@@ -53,9 +56,28 @@ impl Settings {
             "--request-quota must be greater than zero"
         );
         anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be at least 1");
+        let limit_policy = match args.concurrency_limit {
+            LimitKind::Fixed => LimitPolicy::Fixed,
+            LimitKind::Adaptive => {
+                anyhow::ensure!(
+                    (1..=args.max_in_flight).contains(&args.min_in_flight),
+                    "--min-in-flight must be between 1 and --max-in-flight"
+                );
+                anyhow::ensure!(
+                    !args.limit_target_latency.is_zero()
+                        && args.limit_target_latency < args.request_quota,
+                    "--limit-target-latency must be above zero and below --request-quota"
+                );
+                LimitPolicy::Adaptive {
+                    min: args.min_in_flight,
+                    target: args.limit_target_latency,
+                }
+            }
+        };
         Ok(Self {
             request_quota: args.request_quota,
             max_in_flight: args.max_in_flight,
+            limit_policy,
             max_body_bytes: args.max_body_bytes,
             related_activities: args.related_activities,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),

@@ -15,13 +15,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{BoxError, Json, Router};
 use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::admission::Admission;
 use crate::error::AppError;
 use crate::startup::AppState;
 
@@ -80,6 +80,8 @@ pub fn split(state: AppState) -> (Router, Router) {
 /// The API, under the request quota and the concurrency limit.
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let settings = state.settings().clone();
+    // One for all the routes (the layer below is copied into each route).
+    let admission = Admission::new(settings.max_in_flight, settings.limit_policy);
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(activities::create))
         .routes(routes!(activities::get_one))
@@ -96,8 +98,10 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
                     layer_error(err, settings.request_quota)
                 }))
                 .timeout(settings.request_quota)
-                .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight)),
+                .layer(axum::middleware::from_fn_with_state(
+                    admission,
+                    crate::admission::admit,
+                )),
         )
 }
 
@@ -159,8 +163,6 @@ fn finish(routes: Router<AppState>, openapi: utoipa::openapi::OpenApi, state: Ap
 fn layer_error(err: BoxError, quota: Duration) -> AppError {
     if err.is::<tower::timeout::error::Elapsed>() {
         AppError::QuotaExceeded(quota.as_millis() as u64)
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        AppError::Overloaded
     } else {
         AppError::Internal(anyhow::anyhow!("middleware failed: {err}"))
     }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use reservation_service::admission::LimitPolicy;
 use sqlx::MySqlPool;
 
 use crate::helpers::{AppOptions, FaultProxy, eventually, redis_addr, settings, spawn_app_with};
@@ -116,10 +117,26 @@ async fn slow_dependency_is_cut_at_the_quota_with_504(pool: MySqlPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn excess_concurrency_is_shed_with_503(pool: MySqlPool) {
+async fn excess_concurrency_is_shed_with_503_at_a_fixed_limit(pool: MySqlPool) {
+    excess_concurrency_is_shed_with_503(pool, LimitPolicy::Fixed).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn excess_concurrency_is_shed_with_503_at_the_adaptive_limit(pool: MySqlPool) {
+    let policy = LimitPolicy::Adaptive {
+        min: 1,
+        target: Duration::from_millis(50),
+    };
+    excess_concurrency_is_shed_with_503(pool, policy).await;
+}
+
+/// One slow page holds the only place; a request to another route is refused: all API routes
+/// share one limit.
+async fn excess_concurrency_is_shed_with_503(pool: MySqlPool, policy: LimitPolicy) {
     let proxy = FaultProxy::start(redis_addr()).await;
     let mut settings = settings();
     settings.max_in_flight = 1;
+    settings.limit_policy = policy;
     settings.request_quota = Duration::from_secs(5);
     let app = spawn_app_with(
         pool,

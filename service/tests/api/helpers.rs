@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use leaklab_cache::Mode;
+use reservation_service::admission::LimitPolicy;
 use reservation_service::startup::{self, AppState, Settings};
 use reservation_service::store::redis::{HotStore, RedisSettings};
 use serde_json::Value;
@@ -32,6 +33,10 @@ pub fn settings() -> Settings {
         // the quota set their own.
         request_quota: Duration::from_secs(5),
         max_in_flight: 256,
+        limit_policy: LimitPolicy::Adaptive {
+            min: 16,
+            target: Duration::from_millis(50),
+        },
         max_body_bytes: 16 * 1024,
         related_activities: 3,
         admin_token: Some(ADMIN_TOKEN.into()),

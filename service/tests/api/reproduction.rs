@@ -8,6 +8,7 @@ use leaklab_cache::Mode;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
+use reservation_service::admission::LimitPolicy;
 use reservation_service::preage::Preage;
 use serde_json::Value;
 use sqlx::MySqlPool;
@@ -27,6 +28,7 @@ async fn lab_app(pool: MySqlPool, mode: Mode, hits: u64) -> TestApp {
     // Stalls are measured here as latency: a stalled debug build in a busy CI must not start
     // shedding (503) instead, which would end the test with a failed request.
     settings.max_in_flight = 100_000;
+    settings.limit_policy = LimitPolicy::Fixed;
     settings.request_quota = Duration::from_secs(30);
     // The hits go to the ten hottest activities: the hottest gets a third of them, so the leaky
     // list reaches a million nodes in a few seconds of replay.

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use leaklab_cache::Mode;
+use reservation_service::admission::LimitPolicy;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
 use reservation_service::store::redis::{HotStore, RedisSettings};
@@ -17,6 +18,10 @@ pub fn settings() -> Settings {
     Settings {
         request_quota: Duration::from_secs(5),
         max_in_flight: 256,
+        limit_policy: LimitPolicy::Adaptive {
+            min: 16,
+            target: Duration::from_millis(50),
+        },
         max_body_bytes: 16 * 1024,
         related_activities: 3,
         admin_token: Some(ADMIN_TOKEN.into()),

@@ -1,0 +1,392 @@
+//! Admission: how many API requests are served at once, and what happens to the rest (503).
+//!
+//! A fixed limit has to be chosen between two failures. Set high (512), it absorbs short stalls,
+//! but under a sustained overload the admitted requests share the CPU with each other and with
+//! the refusals, each one takes longer than the quota, and all of the work is wasted. Set low
+//! (64), admitted requests stay fast under overload, but a short stall (a profile being
+//! symbolized) fills it and requests that would have made the quota are refused.
+//!
+//! The adaptive limit starts at the ceiling and shrinks only on a standing queue: when even the
+//! fastest request that finished in a 100-ms window took longer than the target latency while
+//! the limit was at least half used. A stall slows some requests, not all of them, so the
+//! fastest stays fast and nothing is refused; an overload slows every admitted request, and the
+//! limit shrinks until the fastest is back under the target. It grows back by a tenth per healthy
+//! window.
+//!
+//! The mechanics are written here rather than taken from `tower-acc` (whose `Algorithm` trait
+//! [`StandingQueueLimit`] also fits): axum copies a route layer into every route, and a
+//! `tower-acc` layer makes one limit per copy, where the API needs one limit for all its routes.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::AppError;
+
+/// How the limit is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Always `max_in_flight`.
+    Fixed,
+    /// Between `min` and `max_in_flight`, from measured latency (module docs).
+    Adaptive { min: usize, target: Duration },
+}
+
+/// The API's one concurrency limit, shared by its routes.
+pub struct Admission {
+    places: Arc<Semaphore>,
+    /// `None` for a fixed limit.
+    sizing: Option<Mutex<Sizing>>,
+}
+
+struct Sizing {
+    policy: StandingQueueLimit,
+    /// Places the semaphore holds, taken or not.
+    places: usize,
+}
+
+impl Admission {
+    pub fn new(max_in_flight: usize, policy: LimitPolicy) -> Arc<Self> {
+        let max = max_in_flight.max(1);
+        let sizing = match policy {
+            LimitPolicy::Fixed => {
+                crate::metrics::concurrency_limit(max);
+                None
+            }
+            LimitPolicy::Adaptive { min, target } => Some(Mutex::new(Sizing {
+                policy: StandingQueueLimit::new(min, max, target),
+                places: max,
+            })),
+        };
+        Arc::new(Self {
+            places: Arc::new(Semaphore::new(max)),
+            sizing,
+        })
+    }
+
+    /// The request's place, or `None` when all are taken.
+    fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.places.clone().try_acquire_owned().ok()
+    }
+
+    /// A request left after `rtt`: the policy sees it, and the semaphore follows the new limit.
+    fn finished(&self, rtt: Duration) {
+        self.finished_at(Instant::now(), rtt);
+    }
+
+    fn finished_at(&self, now: Instant, rtt: Duration) {
+        let Some(sizing) = &self.sizing else { return };
+        let mut sizing = sizing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let in_flight = sizing
+            .places
+            .saturating_sub(self.places.available_permits());
+        sizing.policy.record(now, rtt, in_flight);
+        let limit = sizing.policy.limit();
+        if limit > sizing.places {
+            self.places.add_permits(limit - sizing.places);
+            sizing.places = limit;
+        } else if limit < sizing.places {
+            // Only free places can go; the rest go as later requests finish.
+            sizing.places -= self.places.forget_permits(sizing.places - limit);
+        }
+    }
+}
+
+/// Middleware: serves the request if a place is free, else answers 503 `overloaded` at once. A
+/// request cut by the quota leaves when its future is dropped, and is measured then.
+pub async fn admit(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(place) = admission.try_admit() else {
+        return AppError::Overloaded.into_response();
+    };
+    let _leaving = Leaving {
+        admission,
+        place: Some(place),
+        admitted: Instant::now(),
+    };
+    next.run(request).await
+}
+
+/// Gives the place back and reports the request's time, however the request ends.
+struct Leaving {
+    admission: Arc<Admission>,
+    place: Option<OwnedSemaphorePermit>,
+    admitted: Instant,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        drop(self.place.take());
+        self.admission.finished(self.admitted.elapsed());
+    }
+}
+
+/// How long a window of finished requests is before the limit is reconsidered: longer than the
+/// latency it aims for, so that a change of the limit shows in the next window.
+const WINDOW: Duration = Duration::from_millis(100);
+/// The limit after a window with a standing queue, as a share of the one before.
+const BACKOFF: f64 = 0.8;
+/// The limit after a healthy window, as a multiple of the one before.
+const GROWTH: f64 = 1.1;
+
+/// The adaptive policy (module docs).
+#[derive(Debug, Clone)]
+pub struct StandingQueueLimit {
+    limit: f64,
+    min: usize,
+    max: usize,
+    target: Duration,
+    window: Window,
+}
+
+#[derive(Debug, Clone)]
+struct Window {
+    start: Option<Instant>,
+    fastest: Duration,
+    busiest: usize,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            start: None,
+            fastest: Duration::MAX,
+            busiest: 0,
+        }
+    }
+}
+
+impl StandingQueueLimit {
+    /// Starts at `max`; never below `min` (nor below 1, nor above `max`).
+    pub fn new(min: usize, max: usize, target: Duration) -> Self {
+        let max = max.max(1);
+        let limit = Self {
+            limit: max as f64,
+            min: min.clamp(1, max),
+            max,
+            target,
+            window: Window::new(),
+        };
+        limit.publish();
+        limit
+    }
+
+    /// One finished request: `rtt` from admission to the end (a request cut by the quota ends
+    /// at the quota), `in_flight` the others still being served.
+    pub fn record(&mut self, now: Instant, rtt: Duration, in_flight: usize) {
+        if self
+            .window
+            .start
+            .is_some_and(|start| now.duration_since(start) >= WINDOW)
+        {
+            self.close_window();
+        }
+        let window = &mut self.window;
+        window.start.get_or_insert(now);
+        window.fastest = window.fastest.min(rtt);
+        window.busiest = window.busiest.max(in_flight + 1);
+    }
+
+    fn close_window(&mut self) {
+        let window = std::mem::replace(&mut self.window, Window::new());
+        let before = self.limit;
+        if window.fastest <= self.target {
+            self.limit = (self.limit * GROWTH).min(self.max as f64);
+        } else if window.busiest as f64 * 2.0 >= self.limit {
+            self.limit = (self.limit * BACKOFF).max(self.min as f64);
+        }
+        // Else slow but far from the limit: a slow dependency, which refusing would not speed up.
+        if self.limit as usize != before as usize {
+            self.publish();
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
+    fn publish(&self) {
+        crate::metrics::concurrency_limit(self.limit as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGET: Duration = Duration::from_millis(50);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Feeds `windows` windows, each of `per_window` requests with latencies from `rtt` and
+    /// `in_flight` others in flight; returns the limit after each window.
+    fn feed(
+        limit: &mut StandingQueueLimit,
+        clock: &mut Instant,
+        windows: usize,
+        rtts: &[Duration],
+        in_flight: usize,
+    ) -> Vec<usize> {
+        let mut limits = Vec::new();
+        for _ in 0..windows {
+            for (i, rtt) in rtts.iter().enumerate() {
+                let at = *clock + WINDOW * i as u32 / rtts.len() as u32;
+                limit.record(at, *rtt, in_flight);
+            }
+            *clock += WINDOW;
+            limits.push(limit.limit());
+        }
+        limits
+    }
+
+    #[test]
+    fn a_standing_queue_shrinks_the_limit_down_to_the_floor() {
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        let limits = feed(
+            &mut limit,
+            &mut clock,
+            30,
+            &[ms(120), ms(180), ms(240)],
+            600,
+        );
+        assert!(
+            limits.windows(2).all(|w| w[1] <= w[0]),
+            "only shrinks: {limits:?}"
+        );
+        assert!(limits[3] < 512, "shrinks within a few windows: {limits:?}");
+        assert_eq!(
+            *limits.last().unwrap(),
+            16,
+            "stops at the floor: {limits:?}"
+        );
+    }
+
+    #[test]
+    fn a_stall_that_slows_some_requests_refuses_nothing() {
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        // Most of the window's requests are past the quota, but some still get through fast.
+        let limits = feed(
+            &mut limit,
+            &mut clock,
+            10,
+            &[ms(300), ms(240), ms(3), ms(200)],
+            500,
+        );
+        assert!(limits.iter().all(|&l| l == 512), "{limits:?}");
+    }
+
+    #[test]
+    fn slow_requests_far_from_the_limit_do_not_shrink_it() {
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        // A slow dependency at low traffic: refusing would not make it faster.
+        let limits = feed(&mut limit, &mut clock, 10, &[ms(400), ms(450)], 20);
+        assert!(limits.iter().all(|&l| l == 512), "{limits:?}");
+    }
+
+    #[test]
+    fn the_limit_grows_back_to_the_ceiling_once_the_queue_is_gone() {
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        feed(&mut limit, &mut clock, 30, &[ms(150)], 600);
+        assert_eq!(limit.limit(), 16);
+        let limits = feed(&mut limit, &mut clock, 60, &[ms(2), ms(10)], 10);
+        assert!(
+            limits.windows(2).all(|w| w[1] >= w[0]),
+            "only grows: {limits:?}"
+        );
+        assert_eq!(*limits.last().unwrap(), 512, "{limits:?}");
+    }
+
+    #[test]
+    fn under_overload_it_settles_where_the_fastest_request_meets_the_target() {
+        // A saturated CPU shared by the admitted requests: each takes about limit / capacity.
+        let capacity_per_ms = 3.0; // 3,000 requests/s
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let l = limit.limit();
+            let latency = Duration::from_secs_f64(l as f64 / capacity_per_ms / 1000.0);
+            seen.extend(feed(&mut limit, &mut clock, 1, &[latency, latency * 2], l));
+        }
+        let settled = &seen[100..];
+        let (lo, hi) = (
+            *settled.iter().min().unwrap(),
+            *settled.iter().max().unwrap(),
+        );
+        // 50 ms at 3 requests/ms is 150 in flight.
+        assert!(lo >= 100 && hi <= 190, "settled between {lo} and {hi}");
+    }
+
+    #[test]
+    fn the_places_follow_the_limit_even_while_they_are_taken() {
+        let admission = Admission::new(
+            100,
+            LimitPolicy::Adaptive {
+                min: 10,
+                target: TARGET,
+            },
+        );
+        let mut held: Vec<_> = (0..100).map(|_| admission.try_admit().unwrap()).collect();
+        assert!(admission.try_admit().is_none(), "all 100 places are taken");
+        let mut clock = Instant::now();
+        // Slow requests leave one by one while the rest stay: the limit shrinks to 80, then 64.
+        for _ in 0..3 {
+            drop(held.pop());
+            admission.finished_at(clock, ms(200));
+            clock += WINDOW;
+        }
+        let limit = admission
+            .sizing
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .policy
+            .limit();
+        assert_eq!(limit, 64);
+        assert!(
+            admission.try_admit().is_none(),
+            "the freed places were withdrawn"
+        );
+        // The others leave within the same window: the limit stays, the places shrink to it.
+        let last_window = clock - WINDOW;
+        for place in held.drain(..) {
+            drop(place);
+            admission.finished_at(last_window, ms(1));
+        }
+        assert_eq!(admission.places.available_permits(), 64);
+    }
+
+    #[test]
+    fn a_fixed_limit_refuses_past_its_places_and_takes_them_back() {
+        let admission = Admission::new(2, LimitPolicy::Fixed);
+        let a = admission.try_admit().unwrap();
+        let _b = admission.try_admit().unwrap();
+        assert!(admission.try_admit().is_none());
+        drop(a);
+        assert!(admission.try_admit().is_some());
+    }
+
+    #[test]
+    fn the_floor_and_ceiling_are_kept_consistent() {
+        let limit = StandingQueueLimit::new(64, 8, TARGET);
+        assert_eq!((limit.min, limit.max, limit.limit()), (8, 8, 8));
+        let limit = StandingQueueLimit::new(0, 0, TARGET);
+        assert_eq!((limit.min, limit.max), (1, 1));
+    }
+}
