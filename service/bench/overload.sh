@@ -8,7 +8,8 @@
 #   service/bench/overload.sh                                    # the three configurations below
 #   CONFIGS="adaptive fixed-512" ROUNDS=2 service/bench/overload.sh
 #
-# Configurations: adaptive (the default limit), fixed-N (CONCURRENCY_LIMIT=fixed MAX_IN_FLIGHT=N).
+# Configurations: adaptive (the default limit), adaptive-T (LIMIT_TARGET_LATENCY=T, e.g.
+# adaptive-20ms), fixed-N (CONCURRENCY_LIMIT=fixed MAX_IN_FLIGHT=N).
 # Knobs: OUT (default target/overload/<time>), CONFIGS, ROUNDS (1), PORT (28095), NO_BUILD=1,
 # LEAKLAB_DATABASE (leaklab; seeded afresh once), RAMP and BURST (loadtest flags).
 # Writes OUT/<config>/<round>/{ramp,burst}/ (loadtest output, summary.json, windows.csv, the
@@ -32,7 +33,7 @@ log() { printf '\n==> %s\n' "$*" >&2; }
 die() { echo "overload: $*" >&2; exit 1; }
 
 for config in "${CONFIGS[@]}"; do
-  case $config in adaptive | fixed-[0-9]*) ;; *) die "unknown configuration '$config'" ;; esac
+  case $config in adaptive | adaptive-[0-9]* | fixed-[0-9]*) ;; *) die "unknown configuration '$config'" ;; esac
 done
 mariadb -uroot -h127.0.0.1 -e 'SELECT 1' >/dev/null || die "MySQL/MariaDB is not answering on 127.0.0.1:3306"
 redis-cli -u "$REDIS_URL" ping >/dev/null || die "Redis is not answering at $REDIS_URL"
@@ -64,6 +65,7 @@ serve_and_load() { # config dir loadtest-flags...
     REDIS_PREFIX="leaklab:overload:$$:" LISTEN_ADDR="127.0.0.1:$PORT" LOG_FORMAT=json)
   case $config in
     adaptive) env+=(CONCURRENCY_LIMIT=adaptive) ;;
+    adaptive-*) env+=(CONCURRENCY_LIMIT=adaptive LIMIT_TARGET_LATENCY="${config#adaptive-}") ;;
     fixed-*) env+=(CONCURRENCY_LIMIT=fixed MAX_IN_FLIGHT="${config#fixed-}") ;;
   esac
   mkdir -p "$dir"
@@ -98,7 +100,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 python3 - "$OUT" "${CONFIGS[@]}" <<'EOF' | tee "$OUT/README.md"
-import csv, json, pathlib, re, statistics, sys
+import csv, json, pathlib, statistics, sys
 
 out, configs = pathlib.Path(sys.argv[1]), sys.argv[2:]
 
@@ -111,7 +113,8 @@ def totals(d):
 
 def service_504(d):
     text = (d / "metrics.txt").read_text() if (d / "metrics.txt").exists() else ""
-    return sum(float(m) for m in re.findall(r'http_server_requests_total\{[^}]*status="504"[^}]*\} (\S+)', text))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("http_server_requests_total{") and 'status="504"' in line)
 
 def rss_mib(d):
     p = d / "rss_kib.txt"

@@ -8,10 +8,10 @@
 //!
 //! The adaptive limit starts at the ceiling and shrinks only on a standing queue: when even the
 //! fastest request that finished in a 100-ms window took longer than the target latency while
-//! the limit was at least half used. A stall slows some requests, not all of them, so the
-//! fastest stays fast and nothing is refused; an overload slows every admitted request, and the
-//! limit shrinks until the fastest is back under the target. It grows back by a tenth per healthy
-//! window.
+//! the limit was at least half used (by a factor of target over that latency, between 0.5 and
+//! 0.8). A stall slows some requests, not all of them, so the fastest stays fast and nothing is
+//! refused; an overload slows every admitted request, and the limit shrinks until the fastest is
+//! back under the target. It grows back by a tenth per healthy window.
 //!
 //! The mechanics are written here rather than taken from `tower-acc` (whose `Algorithm` trait
 //! [`StandingQueueLimit`] also fits): axum copies a route layer into every route, and a
@@ -73,12 +73,13 @@ impl Admission {
         self.places.clone().try_acquire_owned().ok()
     }
 
-    /// A request left after `rtt`: the policy sees it, and the semaphore follows the new limit.
-    fn finished(&self, rtt: Duration) {
-        self.finished_at(Instant::now(), rtt);
+    /// A request left after `rtt`, answered or dropped: the policy sees it, and the semaphore
+    /// follows the new limit.
+    fn finished(&self, rtt: Duration, answered: bool) {
+        self.finished_at(Instant::now(), rtt, answered);
     }
 
-    fn finished_at(&self, now: Instant, rtt: Duration) {
+    fn finished_at(&self, now: Instant, rtt: Duration, answered: bool) {
         let Some(sizing) = &self.sizing else { return };
         let mut sizing = sizing
             .lock()
@@ -86,7 +87,7 @@ impl Admission {
         let in_flight = sizing
             .places
             .saturating_sub(self.places.available_permits());
-        sizing.policy.record(now, rtt, in_flight);
+        sizing.policy.record(now, rtt, in_flight, answered);
         let limit = sizing.policy.limit();
         if limit > sizing.places {
             self.places.add_permits(limit - sizing.places);
@@ -108,12 +109,15 @@ pub async fn admit(
     let Some(place) = admission.try_admit() else {
         return AppError::Overloaded.into_response();
     };
-    let _leaving = Leaving {
+    let mut leaving = Leaving {
         admission,
         place: Some(place),
         admitted: Instant::now(),
+        answered: false,
     };
-    next.run(request).await
+    let response = next.run(request).await;
+    leaving.answered = true;
+    response
 }
 
 /// Gives the place back and reports the request's time, however the request ends.
@@ -121,20 +125,25 @@ struct Leaving {
     admission: Arc<Admission>,
     place: Option<OwnedSemaphorePermit>,
     admitted: Instant,
+    /// False when the request was dropped: cut by the quota, or its client went away.
+    answered: bool,
 }
 
 impl Drop for Leaving {
     fn drop(&mut self) {
         drop(self.place.take());
-        self.admission.finished(self.admitted.elapsed());
+        self.admission
+            .finished(self.admitted.elapsed(), self.answered);
     }
 }
 
 /// How long a window of finished requests is before the limit is reconsidered: longer than the
 /// latency it aims for, so that a change of the limit shows in the next window.
 const WINDOW: Duration = Duration::from_millis(100);
-/// The limit after a window with a standing queue, as a share of the one before.
-const BACKOFF: f64 = 0.8;
+/// The limit after a window with a standing queue, as a share of the one before: target over
+/// the fastest request's latency, so that a queue far past the target (the first moments of an
+/// overload, from the ceiling) is cut in a few windows, kept between these bounds.
+const BACKOFF: (f64, f64) = (0.5, 0.8);
 /// The limit after a healthy window, as a multiple of the one before.
 const GROWTH: f64 = 1.1;
 
@@ -180,9 +189,11 @@ impl StandingQueueLimit {
         limit
     }
 
-    /// One finished request: `rtt` from admission to the end (a request cut by the quota ends
-    /// at the quota), `in_flight` the others still being served.
-    pub fn record(&mut self, now: Instant, rtt: Duration, in_flight: usize) {
+    /// One request left: `rtt` from admission to the end, `in_flight` the others still being
+    /// served. A request dropped before its answer (cut by the quota, or its client gave up) says
+    /// how busy the service was but not how fast: under overload clients give up on requests
+    /// that waited before admission, often just after they were admitted.
+    pub fn record(&mut self, now: Instant, rtt: Duration, in_flight: usize, answered: bool) {
         if self
             .window
             .start
@@ -192,7 +203,9 @@ impl StandingQueueLimit {
         }
         let window = &mut self.window;
         window.start.get_or_insert(now);
-        window.fastest = window.fastest.min(rtt);
+        if answered {
+            window.fastest = window.fastest.min(rtt);
+        }
         window.busiest = window.busiest.max(in_flight + 1);
     }
 
@@ -202,7 +215,9 @@ impl StandingQueueLimit {
         if window.fastest <= self.target {
             self.limit = (self.limit * GROWTH).min(self.max as f64);
         } else if window.busiest as f64 * 2.0 >= self.limit {
-            self.limit = (self.limit * BACKOFF).max(self.min as f64);
+            let ratio = self.target.as_secs_f64() / window.fastest.as_secs_f64();
+            let backoff = ratio.clamp(BACKOFF.0, BACKOFF.1);
+            self.limit = (self.limit * backoff).max(self.min as f64);
         }
         // Else slow but far from the limit: a slow dependency, which refusing would not speed up.
         if self.limit as usize != before as usize {
@@ -223,7 +238,7 @@ impl StandingQueueLimit {
 mod tests {
     use super::*;
 
-    const TARGET: Duration = Duration::from_millis(50);
+    const TARGET: Duration = Duration::from_millis(20);
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -242,7 +257,7 @@ mod tests {
         for _ in 0..windows {
             for (i, rtt) in rtts.iter().enumerate() {
                 let at = *clock + WINDOW * i as u32 / rtts.len() as u32;
-                limit.record(at, *rtt, in_flight);
+                limit.record(at, *rtt, in_flight, true);
             }
             *clock += WINDOW;
             limits.push(limit.limit());
@@ -271,6 +286,19 @@ mod tests {
             16,
             "stops at the floor: {limits:?}"
         );
+    }
+
+    #[test]
+    fn the_further_past_the_target_the_faster_it_shrinks() {
+        let shrink_once = |rtt| {
+            let mut limit = StandingQueueLimit::new(16, 500, TARGET);
+            let mut clock = Instant::now();
+            feed(&mut limit, &mut clock, 2, &[rtt], 600);
+            limit.limit()
+        };
+        assert_eq!(shrink_once(ms(22)), 400, "just past the target: by a fifth");
+        assert_eq!(shrink_once(ms(30)), 333, "20/30 of it");
+        assert_eq!(shrink_once(ms(200)), 250, "far past it: by half, no more");
     }
 
     #[test]
@@ -328,8 +356,27 @@ mod tests {
             *settled.iter().min().unwrap(),
             *settled.iter().max().unwrap(),
         );
-        // 50 ms at 3 requests/ms is 150 in flight.
-        assert!(lo >= 100 && hi <= 190, "settled between {lo} and {hi}");
+        // 20 ms at 3 requests/ms is 60 in flight.
+        assert!(lo >= 40 && hi <= 80, "settled between {lo} and {hi}");
+    }
+
+    #[test]
+    fn requests_dropped_before_their_answer_do_not_count_as_fast() {
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        let mut clock = Instant::now();
+        for _ in 0..10 {
+            limit.record(clock, ms(120), 600, true);
+            // Admitted a moment ago, dropped as its client gave up.
+            limit.record(clock + ms(10), ms(1), 600, false);
+            limit.record(clock + ms(20), ms(200), 600, true);
+            clock += WINDOW;
+        }
+        assert!(limit.limit() < 100, "{}", limit.limit());
+        // Nothing answered at all in a busy window: slower than any target.
+        let mut limit = StandingQueueLimit::new(16, 512, TARGET);
+        limit.record(clock, ms(250), 600, false);
+        limit.record(clock + WINDOW, ms(250), 600, false);
+        assert_eq!(limit.limit(), 256);
     }
 
     #[test]
@@ -344,10 +391,11 @@ mod tests {
         let mut held: Vec<_> = (0..100).map(|_| admission.try_admit().unwrap()).collect();
         assert!(admission.try_admit().is_none(), "all 100 places are taken");
         let mut clock = Instant::now();
-        // Slow requests leave one by one while the rest stay: the limit shrinks to 80, then 64.
+        // Slow requests (twice the target) leave one by one while the rest stay: the limit halves
+        // to 50, then 25.
         for _ in 0..3 {
             drop(held.pop());
-            admission.finished_at(clock, ms(200));
+            admission.finished_at(clock, ms(40), true);
             clock += WINDOW;
         }
         let limit = admission
@@ -358,7 +406,7 @@ mod tests {
             .unwrap()
             .policy
             .limit();
-        assert_eq!(limit, 64);
+        assert_eq!(limit, 25);
         assert!(
             admission.try_admit().is_none(),
             "the freed places were withdrawn"
@@ -367,9 +415,9 @@ mod tests {
         let last_window = clock - WINDOW;
         for place in held.drain(..) {
             drop(place);
-            admission.finished_at(last_window, ms(1));
+            admission.finished_at(last_window, ms(1), true);
         }
-        assert_eq!(admission.places.available_permits(), 64);
+        assert_eq!(admission.places.available_permits(), 25);
     }
 
     #[test]

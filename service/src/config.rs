@@ -249,7 +249,7 @@ pub struct ServeArgs {
     pub min_in_flight: usize,
     /// Latency the fastest request of a 100-ms window may take before the adaptive limit
     /// shrinks: a queue that every request waits in, not a stall that slows some.
-    #[arg(long, env = "LIMIT_TARGET_LATENCY", value_parser = duration, default_value = "50ms")]
+    #[arg(long, env = "LIMIT_TARGET_LATENCY", value_parser = duration, default_value = "20ms")]
     pub limit_target_latency: Duration,
     /// Largest accepted request body.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]

@@ -125,7 +125,7 @@ async fn excess_concurrency_is_shed_with_503_at_a_fixed_limit(pool: MySqlPool) {
 async fn excess_concurrency_is_shed_with_503_at_the_adaptive_limit(pool: MySqlPool) {
     let policy = LimitPolicy::Adaptive {
         min: 1,
-        target: Duration::from_millis(50),
+        target: Duration::from_millis(20),
     };
     excess_concurrency_is_shed_with_503(pool, policy).await;
 }

@@ -35,7 +35,7 @@ pub fn settings() -> Settings {
         max_in_flight: 256,
         limit_policy: LimitPolicy::Adaptive {
             min: 16,
-            target: Duration::from_millis(50),
+            target: Duration::from_millis(20),
         },
         max_body_bytes: 16 * 1024,
         related_activities: 3,
