@@ -99,43 +99,5 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$OUT" "${CONFIGS[@]}" <<'EOF' | tee "$OUT/README.md"
-import csv, json, pathlib, statistics, sys
-
-out, configs = pathlib.Path(sys.argv[1]), sys.argv[2:]
-
-def windows(d):
-    with open(d / "windows.csv") as f:
-        return [r for r in csv.DictReader(f) if r["width_s"] == "1"]
-
-def totals(d):
-    return json.load(open(d / "summary.json"))["totals"]
-
-def service_504(d):
-    text = (d / "metrics.txt").read_text() if (d / "metrics.txt").exists() else ""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("http_server_requests_total{") and 'status="504"' in line)
-
-def rss_mib(d):
-    p = d / "rss_kib.txt"
-    vals = [int(x) for x in p.read_text().split()] if p.exists() else []
-    return f"{max(vals) / 1024:.0f}" if vals else "?"
-
-print("| configuration | round | ramp: offered/s at the first 1-s window below 0.999 | ramp: good/s once offered ≥ 3,500/s (min / median / max) | ramp: good | 3x: sent | 3x: good (200 within 250 ms) | 3x: 503 | 3x: 504 (service) | 3x: no answer in 250 ms | 3x: admitted that missed the quota | 3x: max RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-for config in configs:
-    for rd in sorted((out / config).iterdir(), key=lambda p: int(p.name)):
-        ramp, burst = rd / "ramp", rd / "burst"
-        w = windows(ramp)
-        first = next((int(r["sent"]) for r in w if float(r["availability"]) < 0.999), None)
-        high = [int(r["good"]) for r in w if int(r["sent"]) >= 3500]
-        hs = f"{min(high):,} / {statistics.median(high):,.0f} / {max(high):,}" if high else "—"
-        t, b = totals(ramp), totals(burst)
-        s503 = b.get("status_503", 0)
-        admitted = b["sent"] - s503
-        missed = admitted - b["good"]
-        print(f"| {config} | {rd.name} | {first if first is not None else 'none'} | {hs} | {t['good']:,} "
-              f"| {b['sent']:,} | {b['good']:,} | {s503:,} | {service_504(burst):,.0f} | {b['timeout']:,} "
-              f"| {missed:,} of {admitted:,} ({100 * missed / max(admitted, 1):.1f} %) | {rss_mib(burst)} |")
-EOF
+python3 service/bench/overload_table.py "$OUT" "${CONFIGS[@]}" | tee "$OUT/README.md"
 log "done: $OUT"
