@@ -11,10 +11,10 @@
 //! the limit was at least half used (by a factor of target over that latency, between 0.5 and
 //! 0.8). A stall slows some requests, not all of them, so the fastest stays fast and nothing is
 //! refused; an overload slows every admitted request, and the limit shrinks until the fastest is
-//! back under the target. It grows back by a tenth per healthy window.
+//! back under the target. After any other window it grows back by a tenth.
 //!
 //! The mechanics are written here rather than taken from `tower-acc` (whose `Algorithm` trait
-//! [`StandingQueueLimit`] also fits): axum copies a route layer into every route, and a
+//! [`StandingQueueLimit`] would fit): axum copies a route layer into every route, and a
 //! `tower-acc` layer makes one limit per copy, where the API needs one limit for all its routes.
 
 use std::sync::{Arc, Mutex};
@@ -144,7 +144,7 @@ const WINDOW: Duration = Duration::from_millis(100);
 /// the fastest request's latency, so that a queue far past the target (the first moments of an
 /// overload, from the ceiling) is cut in a few windows, kept between these bounds.
 const BACKOFF: (f64, f64) = (0.5, 0.8);
-/// The limit after a healthy window, as a multiple of the one before.
+/// The limit after any other window, as a multiple of the one before.
 const GROWTH: f64 = 1.1;
 
 /// The adaptive policy (module docs).
@@ -212,14 +212,16 @@ impl StandingQueueLimit {
     fn close_window(&mut self) {
         let window = std::mem::replace(&mut self.window, Window::new());
         let before = self.limit;
-        if window.fastest <= self.target {
-            self.limit = (self.limit * GROWTH).min(self.max as f64);
-        } else if window.busiest as f64 * 2.0 >= self.limit {
+        // Slow but far from the limit is not a queue at the limit (a slow dependency, say), and
+        // refusing would not speed it up: that grows the limit back too.
+        let crowded = window.busiest as f64 * 2.0 >= self.limit;
+        if window.fastest > self.target && crowded {
             let ratio = self.target.as_secs_f64() / window.fastest.as_secs_f64();
             let backoff = ratio.clamp(BACKOFF.0, BACKOFF.1);
             self.limit = (self.limit * backoff).max(self.min as f64);
+        } else {
+            self.limit = (self.limit * GROWTH).min(self.max as f64);
         }
-        // Else slow but far from the limit: a slow dependency, which refusing would not speed up.
         if self.limit as usize != before as usize {
             self.publish();
         }
@@ -336,6 +338,11 @@ mod tests {
             limits.windows(2).all(|w| w[1] >= w[0]),
             "only grows: {limits:?}"
         );
+        assert_eq!(*limits.last().unwrap(), 512, "{limits:?}");
+
+        // Also when the requests stay slow, once few are in flight.
+        feed(&mut limit, &mut clock, 30, &[ms(150)], 600);
+        let limits = feed(&mut limit, &mut clock, 60, &[ms(150)], 3);
         assert_eq!(*limits.last().unwrap(), 512, "{limits:?}");
     }
 

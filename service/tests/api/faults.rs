@@ -130,6 +130,76 @@ async fn excess_concurrency_is_shed_with_503_at_the_adaptive_limit(pool: MySqlPo
     excess_concurrency_is_shed_with_503(pool, policy).await;
 }
 
+/// Concurrent requests that are all slow (every Redis round trip delayed) with the limit full: a
+/// queue standing at the limit. The adaptive limit comes down, so that fewer requests than the
+/// ceiling are refused; once the queue is gone it grows back and admits them all again.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_adaptive_limit_comes_down_under_a_standing_queue_and_grows_back(pool: MySqlPool) {
+    const CEILING: usize = 32;
+    let proxy = FaultProxy::start(redis_addr()).await;
+    let mut settings = settings();
+    settings.max_in_flight = CEILING;
+    settings.limit_policy = LimitPolicy::Adaptive {
+        min: 2,
+        target: Duration::from_millis(20),
+    };
+    let app = spawn_app_with(
+        pool,
+        AppOptions {
+            settings,
+            redis_url: format!("redis://{}", proxy.addr),
+            redis_timeout: Duration::from_secs(2),
+        },
+    )
+    .await;
+    let id = app.create_activity(None).await;
+    let page = format!("/v1/activities/{id}/page?user_id=1");
+    let burst = |n: usize| {
+        let requests = (0..n).map(|_| app.get(&page));
+        async move {
+            let answers = futures::future::join_all(requests).await;
+            for (status, body) in &answers {
+                assert!(
+                    *status == 200 || (*status == 503 && body["error"]["code"] == "overloaded"),
+                    "only answers or refusals: {status} {body}"
+                );
+            }
+            answers.iter().filter(|(status, _)| *status == 503).count()
+        }
+    };
+    assert_eq!(
+        burst(CEILING / 4).await,
+        0,
+        "under the ceiling, nothing is refused"
+    );
+
+    proxy.set_latency(Duration::from_millis(30));
+    // The limit full of requests that each take over 60 ms, round after round.
+    let mut refused = 0;
+    for _ in 0..20 {
+        burst(CEILING).await;
+        refused = burst(CEILING / 4).await;
+        if refused > 0 {
+            break;
+        }
+    }
+    assert!(
+        refused > 0,
+        "a quarter of the ceiling is refused once the limit has come down"
+    );
+
+    proxy.set_latency(Duration::ZERO);
+    let recovered = eventually(Duration::from_secs(30), || async {
+        // One at a time: nothing queues, so the limit grows back.
+        for _ in 0..5 {
+            app.get(&page).await;
+        }
+        burst(CEILING / 4).await == 0
+    })
+    .await;
+    assert!(recovered, "the limit grows back once the queue is gone");
+}
+
 /// One slow page holds the only place; a request to another route is refused: all API routes
 /// share one limit.
 async fn excess_concurrency_is_shed_with_503(pool: MySqlPool, policy: LimitPolicy) {
