@@ -1,9 +1,12 @@
 use std::time::Duration;
 
 use reservation_service::admission::LimitPolicy;
+use reservation_service::startup::Settings;
 use sqlx::MySqlPool;
 
-use crate::helpers::{AppOptions, FaultProxy, eventually, redis_addr, settings, spawn_app_with};
+use crate::helpers::{
+    AppOptions, FaultProxy, TestApp, eventually, redis_addr, settings, spawn_app_with,
+};
 
 #[sqlx::test(migrations = "../migrations")]
 async fn reads_fall_back_to_mysql_when_redis_is_unreachable(pool: MySqlPool) {
@@ -93,16 +96,8 @@ async fn slow_dependency_is_cut_at_the_quota_with_504(pool: MySqlPool) {
     let proxy = FaultProxy::start(redis_addr()).await;
     let mut settings = settings();
     settings.request_quota = Duration::from_millis(100);
-    let app = spawn_app_with(
-        pool,
-        AppOptions {
-            settings,
-            redis_url: format!("redis://{}", proxy.addr),
-            // Longer than the quota, so the quota is what cuts the request.
-            redis_timeout: Duration::from_secs(2),
-        },
-    )
-    .await;
+    // A Redis timeout longer than the quota, so the quota is what cuts the request.
+    let app = behind_proxy(pool, &proxy, settings, Duration::from_secs(2)).await;
     let id = app.create_activity(None).await;
     app.get(&format!("/v1/activities/{id}/page?user_id=1"))
         .await;
@@ -143,15 +138,7 @@ async fn the_adaptive_limit_comes_down_under_a_standing_queue_and_grows_back(poo
         min: 2,
         target: Duration::from_millis(20),
     };
-    let app = spawn_app_with(
-        pool,
-        AppOptions {
-            settings,
-            redis_url: format!("redis://{}", proxy.addr),
-            redis_timeout: Duration::from_secs(2),
-        },
-    )
-    .await;
+    let app = behind_proxy(pool, &proxy, settings, Duration::from_secs(2)).await;
     let id = app.create_activity(None).await;
     let page = format!("/v1/activities/{id}/page?user_id=1");
     let burst = |n: usize| {
@@ -208,15 +195,7 @@ async fn excess_concurrency_is_shed_with_503(pool: MySqlPool, policy: LimitPolic
     settings.max_in_flight = 1;
     settings.limit_policy = policy;
     settings.request_quota = Duration::from_secs(5);
-    let app = spawn_app_with(
-        pool,
-        AppOptions {
-            settings,
-            redis_url: format!("redis://{}", proxy.addr),
-            redis_timeout: Duration::from_secs(1),
-        },
-    )
-    .await;
+    let app = behind_proxy(pool, &proxy, settings, Duration::from_secs(1)).await;
     let id = app.create_activity(None).await;
     // Each Redis round trip now takes ~400 ms: the page holds its slot for a while.
     proxy.set_latency(Duration::from_millis(200));
@@ -286,4 +265,22 @@ async fn mysql_outage_fails_fast_with_503_and_recovers(pool: MySqlPool) {
     .await
     .unwrap();
     assert_eq!(active, 1, "nothing written twice");
+}
+
+/// The app with its Redis traffic through `proxy`.
+async fn behind_proxy(
+    pool: MySqlPool,
+    proxy: &FaultProxy,
+    settings: Settings,
+    redis_timeout: Duration,
+) -> TestApp {
+    spawn_app_with(
+        pool,
+        AppOptions {
+            settings,
+            redis_url: format!("redis://{}", proxy.addr),
+            redis_timeout,
+        },
+    )
+    .await
 }
