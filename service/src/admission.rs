@@ -109,6 +109,11 @@ pub async fn admit(
     let Some(place) = admission.try_admit() else {
         return AppError::Overloaded.into_response();
     };
+    if admission.sizing.is_none() {
+        // A fixed limit needs no timing: the place goes back when this future ends.
+        let _place = place;
+        return next.run(request).await;
+    }
     let mut leaving = Leaving {
         admission,
         place: Some(place),
