@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
-# Page-endpoint throughput with tracing off, on without export, and exporting at 1 %, 10 % and
-# 100 % root sampling and at the service's default ratio to a local OTLP/gRPC receiver
-# (examples/otlp_sink.rs), as ratios to "off", in one run. Each configuration restarts the
-# release service; every round runs every configuration (in a rotated order), each ratio is taken
-# against the same round's "off", and the table shows the MEDIAN over rounds of those ratios, so
-# that other work on the machine, which moves whole rounds, cancels out as far as it can.
+# Page-endpoint throughput with tracing off against tracing on (without export, and exporting at
+# 1 %, 10 % and 100 % root sampling and at the service's default ratio to a local OTLP/gRPC
+# receiver, examples/otlp_sink.rs), as ratios to "off".
+#
+# Paired, side by side: each measurement runs "off" and one other configuration AT THE SAME TIME,
+# two release services each loaded by its own wrk (one thread), so that whatever else the shared
+# machine does in those seconds slows both alike. Run one after the other, "off" against itself
+# gave a median ratio of 1.058 over seven rounds here (per round 0.92 to 1.17): the neighbours'
+# load moves between runs by more than the effect being measured. Pinning each pair to its own
+# core was worse (0.50 to 1.52): the two vCPUs do not run at the same speed. Which service gets
+# which port and is started first alternates by round. Per pair it reports requests/s and
+# service CPU (user + system, from /proc) per request; the table gives the median over rounds of
+# the per-round ratios, with their range. The two services share the cores, so each one's
+# requests/s is about half of what it would be alone. "off-again" (off against itself) is the
+# control: how far apart two identical services land.
 #
 #   bash service/bench/tracing_overhead.sh        # needs wrk (apt-get install wrk)
 #
-# Env: DATABASE_URL root (DB_ROOT), REDIS_URL, CACHE_MODE (fixed), DURATION (10s),
-# CONNECTIONS (32), THREADS (1), ROUNDS (5), CONFIGS (all six), NO_BUILD=1 (use the release
-# binaries already built).
+# Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, CACHE_MODE (fixed), DURATION (5s),
+# CONNECTIONS (32 per service), ROUNDS (12), CONFIGS ("off-again no-export 1% 10% 100% default"),
+# NO_BUILD=1 (use the release binaries already built).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DB_ROOT=${DB_ROOT:-mysql://root@127.0.0.1:3306}
 DB_NAME=${DB_NAME:-leaklab_bench_tracing}
 CACHE_MODE=${CACHE_MODE:-fixed}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-5}
-SERVICE_ADDR=127.0.0.1:18190
+ROUNDS=${ROUNDS:-12}
+ADDRS=(127.0.0.1:18190 127.0.0.1:18192)
 SINK_ADDR=127.0.0.1:18191
 PAGE_PATH="/v1/activities/1/page?user_id=1"
-CONFIGS=${CONFIGS:-"off no-export 1% 10% 100% default"}
+CONFIGS=${CONFIGS:-"off-again no-export 1% 10% 100% default"}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS $DB_NAME"
@@ -37,78 +45,95 @@ export DATABASE_URL="$DB_ROOT/$DB_NAME"
 sink_log=$(mktemp)
 "$target_dir/release/examples/otlp_sink" "$SINK_ADDR" >"$sink_log" &
 sink_pid=$!
-service_pid=
-trap 'kill $sink_pid ${service_pid:-} 2>/dev/null || true' EXIT
+pids=()
+trap 'kill $sink_pid ${pids[@]+"${pids[@]}"} 2>/dev/null || true' EXIT
 sink_count() { local n; n=$(tail -n1 "$sink_log" 2>/dev/null); echo "${n:-0}"; }
 
-# Starts the service for one configuration; prints nothing, sets service_pid.
+# Starts the service for one configuration on one address; appends its pid to pids.
 start() {
-  local env=(RUST_LOG=warn ANOMALY_PROFILING=false CACHE_PREAGE_HITS=0 CACHE_MODE="$CACHE_MODE" LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:")
-  case $1 in
-    off) env+=(OTEL_SDK_DISABLED=true) ;;
+  local config=$1 addr=$2
+  local env=(RUST_LOG=warn ANOMALY_PROFILING=false CACHE_PREAGE_HITS=0 CACHE_MODE="$CACHE_MODE"
+             LISTEN_ADDR="$addr" REDIS_PREFIX="bench:$$:$addr:")
+  case $config in
+    off|off-again) env+=(OTEL_SDK_DISABLED=true) ;;
     no-export) ;;
     default) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR") ;;
     *%) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR"
-              OTEL_TRACES_SAMPLER_ARG=$(python3 -c "print(${1%\%} / 100)")) ;;
+              OTEL_TRACES_SAMPLER_ARG=$(python3 -c "print(${config%\%} / 100)")) ;;
+    *) echo "unknown configuration: $config" >&2; exit 2 ;;
   esac
   env "${env[@]}" "$bin" serve &
-  service_pid=$!
-  for _ in $(seq 50); do curl -fs "http://$SERVICE_ADDR/healthz" >/dev/null && break; sleep 0.2; done
-  for _ in 1 2 3; do curl -fs "http://$SERVICE_ADDR$PAGE_PATH" >/dev/null; done
+  pids+=($!)
+  for _ in $(seq 50); do curl -fs "http://$addr/healthz" >/dev/null && break; sleep 0.2; done
+  curl -fs "http://$addr/healthz" >/dev/null || { echo "the service ($config) did not start" >&2; exit 1; }
+  for _ in 1 2 3; do curl -fs "http://$addr$PAGE_PATH" >/dev/null; done
 }
 
-stop() {
-  kill -INT "$service_pid" 2>/dev/null || echo "the service ($1) exited before the end of its run" >&2
-  wait "$service_pid" 2>/dev/null || true
-  service_pid=
+stop_all() {
+  for pid in "${pids[@]}"; do
+    kill -INT "$pid" 2>/dev/null || echo "a service exited before the end of its run" >&2
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
 }
 
-# CPU seconds (user + system) the service has used so far: less sensitive than req/s to other
-# work on the machine.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$service_pid/stat"; }
-
-rps() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$SERVICE_ADDR$PAGE_PATH" \
-          | awk '/Requests\/sec/ {print $2}'; }
+# CPU seconds (user + system) a process has used so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 results=$(mktemp)
-configs=($CONFIGS)
+work=$(mktemp -d)
 for round in $(seq "$ROUNDS"); do
-  # Rotate the order, so that no configuration always runs first or right after a build.
-  n=${#configs[@]}
-  for k in $(seq 0 $((n - 1))); do
-    config=${configs[$(( (k + round - 1) % n ))]}
-    start "$config"
+  for config in $CONFIGS; do
+    # Alternate ports and start order, so that neither side always has the same one.
+    if (( round % 2 )); then order=(off "$config"); else order=("$config" off); fi
+    start "${order[0]}" "${ADDRS[0]}"
+    start "${order[1]}" "${ADDRS[1]}"
     before=$(sink_count)
-    cpu_before=$(cpu_s)
-    r=$(rps)
-    cpu_after=$(cpu_s)
-    sleep 1.5   # the exporter's last batch, and the sink's next count line
+    cpu0=($(cpu_s "${pids[0]}") $(cpu_s "${pids[1]}"))
+    wrks=()
+    for i in 0 1; do
+      wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://${ADDRS[$i]}$PAGE_PATH" >"$work/wrk$i" &
+      wrks+=($!)
+    done
+    wait "${wrks[@]}"
+    cpu1=($(cpu_s "${pids[0]}") $(cpu_s "${pids[1]}"))
+    stop_all    # which flushes the exporter's last batch
+    sleep 1.5   # the sink's next count line
     after=$(sink_count)
-    stop "$config"
+    line=
+    for i in 0 1; do
+      r=$(awk '/Requests\/sec/ {print $2}' "$work/wrk$i")
+      us=$(python3 -c "print(round((${cpu1[$i]} - ${cpu0[$i]}) * 1e6 / ($r * float('${DURATION%s}')), 1))")
+      line+=" ${order[$i]} $r $us"
+    done
     s=$(python3 -c "print(round(($after - $before) / float('${DURATION%s}')))")
-    us=$(python3 -c "print(round(($cpu_after - $cpu_before) * 1e6 / ($r * float('${DURATION%s}')), 1))")
-    echo "round $round: $config ${r} req/s, ${us} us CPU/request, ${s} spans/s received, load $(cut -d' ' -f1 /proc/loadavg)"
-    echo "$round $config $r $us $s" >>"$results"
+    echo "round $round:$line, ${s} spans/s received, load $(cut -d' ' -f1 /proc/loadavg)"
+    echo "$round $config$line $s" >>"$results"
   done
 done
 
 echo
 python3 - "$results" $CONFIGS <<'PY'
 import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
 configs = sys.argv[2:]
-by = {(int(r[0]), r[1]): (float(r[2]), float(r[3]), int(r[4])) for r in rows}
-rounds = sorted({k[0] for k in by})
-print(f"| tracing | req/s (median of {len(rounds)}) | ratio to off (median of per-round ratios) | min–max | "
-      "service CPU µs/request (median) | CPU ratio to off (median) | spans/s received |")
-print("|---|---|---|---|---|---|---|")
+# round config name_a rps_a us_a name_b rps_b us_b spans
+by = {}
+for r in (l.split() for l in open(sys.argv[1])):
+    sides = {r[2]: (float(r[3]), float(r[4])), r[5]: (float(r[6]), float(r[7]))}
+    if r[1] == "off-again":  # both sides are "off": the first started is the reference
+        sides = {"off": (float(r[3]), float(r[4])), "off-again": (float(r[6]), float(r[7]))}
+    by.setdefault(r[1], []).append((sides["off"], sides[r[1]], int(r[8])))
+print(f"| tracing (against off, side by side) | rounds | req/s, median | ratio to off (median of per-round ratios) | min–max | "
+      "service CPU µs/request, median | CPU ratio to off (median) | min–max | spans/s received |")
+print("|---|---|---|---|---|---|---|---|---|")
 for c in configs:
-    rps = [by[(r, c)][0] for r in rounds]
-    us = [by[(r, c)][1] for r in rounds]
-    ratios = [by[(r, c)][0] / by[(r, 'off')][0] for r in rounds]
-    cpu = [by[(r, 'off')][1] / by[(r, c)][1] for r in rounds]
-    spans = [by[(r, c)][2] for r in rounds]
-    print(f"| {c} | {statistics.median(rps):,.0f} | {statistics.median(ratios):.3f} | "
-          f"{min(ratios):.3f}–{max(ratios):.3f} | {statistics.median(us):.1f} | "
-          f"{statistics.median(cpu):.3f} | {statistics.median(spans):,.0f} |")
+    rows = by.get(c, [])
+    if not rows:
+        continue
+    ratios = [x[0] / off[0] for off, x, _ in rows]
+    cpu = [off[1] / x[1] for off, x, _ in rows]
+    print(f"| {c} | {len(rows)} | {statistics.median(x[0] for _, x, _ in rows):,.0f} | "
+          f"{statistics.median(ratios):.3f} | {min(ratios):.3f}–{max(ratios):.3f} | "
+          f"{statistics.median(x[1] for _, x, _ in rows):.1f} | {statistics.median(cpu):.3f} | "
+          f"{min(cpu):.3f}–{max(cpu):.3f} | {statistics.median(s for _, _, s in rows):,.0f} |")
 PY
