@@ -8,8 +8,16 @@
 # dumped (all threads: the exporter's too). Prints instructions per view and
 # the ratio to "off". Slow (the service runs ~50x slower under valgrind), but each number is exact.
 #
+# With CACHE_SIM=1, callgrind also simulates the L1 caches and the branch predictor, and the table
+# adds per view: L1 instruction-cache misses, L1 data-read misses, mispredicted branches
+# (conditional + indirect), and a weighted count, instructions + 10 x L1 misses + 15 x
+# mispredictions, whose ratio to "off" estimates what the extra misses cost in time (the weights
+# are typical cycle penalties, not measured on this machine, which has no hardware counters).
+# Instructions alone miss that: a longer path also evicts hot code and data and trains the
+# predictor worse. Still deterministic; about twice as slow.
+#
 # Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, N (2000), NO_BUILD=1, KEEP=dir (keep the
-# callgrind profiles there, for callgrind_annotate).
+# callgrind profiles there, for callgrind_annotate), CACHE_SIM=1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,7 +50,7 @@ count() {
   shift
   env RUST_LOG=warn ANOMALY_PROFILING=false CACHE_PREAGE_HITS=0 CACHE_MODE=fixed \
     CACHE_SWEEP_INTERVAL=1h LISTEN_ADDR=$SERVICE_ADDR REDIS_PREFIX="bench:$$:" "$@" \
-    valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$bin" serve \
+    valgrind --tool=callgrind ${CACHE_SIM:+--cache-sim=yes --branch-sim=yes} --callgrind-out-file="$work/$name.out" "$bin" serve \
     >"$work/$name.log" 2>&1 &
   service_pid=$!
   for _ in $(seq 120); do curl -fs "http://$SERVICE_ADDR/healthz" >/dev/null && break; sleep 1; done
@@ -53,7 +61,9 @@ count() {
   kill -INT "$service_pid"
   wait "$service_pid" 2>/dev/null || true
   service_pid=
-  awk '/^totals:/ {print $2}' "$work/$name.out.1"
+  # Ir, or with CACHE_SIM: Ir,I1mr,D1mr,Bcm+Bim (events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim)
+  awk -v sim="${CACHE_SIM:-}" '/^totals:/ { if (sim) print $2 "," $5 "," $6 "," $12 + $14; else print $2 }' \
+    "$work/$name.out.1"
 }
 
 off=$(count off OTEL_SDK_DISABLED=true)
@@ -63,10 +73,22 @@ rows+=("default(1%) $(count default OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_AD
 for ratio in 0.1 1.0; do
   rows+=("$ratio $(count "ratio-$ratio" OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR" OTEL_TRACES_SAMPLER_ARG=$ratio)")
 done
-echo "| tracing | instructions per page view | ratio to off |"
-echo "|---|---|---|"
-for row in "${rows[@]}"; do
-  set -- $row
-  awk -v name="$1" -v total="$2" -v off="$off" -v n="$N" \
-    'BEGIN { printf "| %s | %d | %.3f |\n", name, total / n, total / off }'
-done
+python3 - "$N" "${rows[@]}" <<'PY'
+import sys
+n = int(sys.argv[1])
+rows = [(r.split()[0], [int(x) for x in r.split()[1].split(",")]) for r in sys.argv[2:]]
+off = rows[0][1]
+if len(off) == 1:
+    print("| tracing | instructions per page view | ratio to off |")
+    print("|---|---|---|")
+    for name, (ir,) in rows:
+        print(f"| {name} | {ir // n:,} | {ir / off[0]:.3f} |")
+else:
+    weighted = lambda ir, i1, d1, bm: ir + 10 * (i1 + d1) + 15 * bm
+    print("| tracing | instructions per view | ratio to off | L1i misses | L1d read misses | "
+          "mispredicted branches | weighted per view | weighted ratio to off |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, v in rows:
+        print(f"| {name} | {v[0] // n:,} | {v[0] / off[0]:.3f} | {v[1] / n:,.0f} | {v[2] / n:,.0f} | "
+              f"{v[3] / n:,.0f} | {weighted(*v) / n:,.0f} | {weighted(*v) / weighted(*off):.3f} |")
+PY

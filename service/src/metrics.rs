@@ -259,7 +259,7 @@ pub async fn track(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    // With OpenTelemetry on, the response names the trace (`x-trace-id`); off, the caller's
+    // With OpenTelemetry on, the response names the trace (`traceparent`); off, the caller's
     // `traceparent` is the only id there is.
     let caller_trace = state
         .settings()
@@ -289,11 +289,8 @@ pub async fn track(
     {
         record_shed();
     }
-    let trace_id = response
-        .headers()
-        .get(crate::telemetry::http::X_TRACE_ID)
-        .and_then(|v| v.to_str().ok())
-        .or(caller_trace.as_deref());
+    let trace_id =
+        crate::telemetry::http::response_trace_id(response.headers()).or(caller_trace.as_deref());
     state.latencies().record(elapsed, trace_id);
     response
 }
