@@ -46,7 +46,9 @@ sink_log=$(mktemp)
 "$target_dir/release/examples/otlp_sink" "$SINK_ADDR" >"$sink_log" &
 sink_pid=$!
 pids=()
-trap 'kill $sink_pid ${pids[@]+"${pids[@]}"} 2>/dev/null || true' EXIT
+results=$(mktemp)
+work=$(mktemp -d)
+trap 'kill $sink_pid ${pids[@]+"${pids[@]}"} 2>/dev/null || true; rm -rf "$sink_log" "$results" "$work"' EXIT
 sink_count() { local n; n=$(tail -n1 "$sink_log" 2>/dev/null); echo "${n:-0}"; }
 
 # Starts the service for one configuration on one address; appends its pid to pids.
@@ -80,8 +82,6 @@ stop_all() {
 # CPU seconds (user + system) a process has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
-results=$(mktemp)
-work=$(mktemp -d)
 for round in $(seq "$ROUNDS"); do
   for config in $CONFIGS; do
     # Alternate ports and start order, so that neither side always has the same one.
@@ -120,8 +120,6 @@ configs = sys.argv[2:]
 by = {}
 for r in (l.split() for l in open(sys.argv[1])):
     sides = {r[2]: (float(r[3]), float(r[4])), r[5]: (float(r[6]), float(r[7]))}
-    if r[1] == "off-again":  # both sides are "off": the first started is the reference
-        sides = {"off": (float(r[3]), float(r[4])), "off-again": (float(r[6]), float(r[7]))}
     by.setdefault(r[1], []).append((sides["off"], sides[r[1]], int(r[8])))
 print(f"| tracing (against off, side by side) | rounds | req/s, median | ratio to off (median of per-round ratios) | min–max | "
       "service CPU µs/request, median | CPU ratio to off (median) | min–max | spans/s received |")

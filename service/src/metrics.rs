@@ -8,6 +8,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::http::traceparent_trace_id;
 use leaklab_cache::{Mode, Stats, SweepReport};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -265,10 +266,8 @@ pub async fn track(
         .settings()
         .request_sampler
         .is_none()
-        .then(|| request.headers().get("traceparent"))
+        .then(|| traceparent_trace_id(request.headers()))
         .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
         .map(str::to_owned);
     // Decremented on drop too, so a request whose connection closed mid-way is not left counted.
     let _in_flight = InFlight::enter();
@@ -289,8 +288,7 @@ pub async fn track(
     {
         record_shed();
     }
-    let trace_id =
-        crate::telemetry::http::response_trace_id(response.headers()).or(caller_trace.as_deref());
+    let trace_id = traceparent_trace_id(response.headers()).or(caller_trace.as_deref());
     state.latencies().record(elapsed, trace_id);
     response
 }

@@ -114,8 +114,9 @@ fn set_traceparent(response: &mut Response, span_context: &SpanContext) {
         .insert(TRACEPARENT, traceparent_value(span_context));
 }
 
-/// The trace id in a response's `traceparent` (as written by [`traceparent_value`]).
-pub fn response_trace_id(headers: &HeaderMap) -> Option<&str> {
+/// The trace id field of a `traceparent` header (`00-{trace id}-...`), unchecked: the caller's
+/// on a request, ours (written by [`traceparent_value`]) on a response.
+pub fn traceparent_trace_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(TRACEPARENT)?.to_str().ok()?.get(3..35)
 }
 
@@ -180,7 +181,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, traceparent_value(&sc));
         assert_eq!(
-            response_trace_id(&headers),
+            traceparent_trace_id(&headers),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
     }
