@@ -288,8 +288,9 @@ pub async fn track(
     {
         record_shed();
     }
-    let trace_id = traceparent_trace_id(response.headers()).or(caller_trace.as_deref());
-    state.latencies().record(elapsed, trace_id);
+    state.latencies().record(elapsed, || {
+        traceparent_trace_id(response.headers()).or(caller_trace.as_deref())
+    });
     response
 }
 

@@ -198,7 +198,7 @@ async fn hot_state(
 /// The in-process cache read, as a span: how long it waited for the cache lock is where the
 /// leaky cache's sweep shows up in a request.
 fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySummary>> {
-    let span = tracing::info_span!(
+    let span = crate::telemetry::request_span!(
         "cache.get",
         cache.mode = cache.mode().as_str(),
         cache.operation = "get",
@@ -216,7 +216,7 @@ fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySumm
 /// makes half as many spans as with a span per read. `cache.lock_wait_us` is the sum of the
 /// reads' lock waits (they run one after the other), `cache.lock_wait_max_us` the longest.
 fn cache_get_many(cache: &ActivityCache, ids: &[u64]) -> Vec<Option<Arc<ActivitySummary>>> {
-    let span = tracing::info_span!(
+    let span = crate::telemetry::request_span!(
         "cache.get_many",
         cache.mode = cache.mode().as_str(),
         cache.operation = "get_many",
@@ -249,7 +249,7 @@ fn cache_get_many(cache: &ActivityCache, ids: &[u64]) -> Vec<Option<Arc<Activity
 
 /// The in-process cache write, as a span: eviction is where the leaky cache walks its list.
 fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySummary>) {
-    let span = tracing::info_span!(
+    let span = crate::telemetry::request_span!(
         "cache.set",
         cache.mode = cache.mode().as_str(),
         cache.operation = "set",
@@ -268,8 +268,10 @@ fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySumma
 /// (not a child), so that the request's span ends when the response goes out, not when the
 /// background write does.
 fn background_span(name: &'static str) -> tracing::Span {
-    let span = tracing::info_span!(parent: None, "background", otel.name = name);
-    span.follows_from(tracing::Span::current());
+    let span = crate::telemetry::request_span!(parent: None, "background", otel.name = name);
+    if !span.is_disabled() {
+        span.follows_from(tracing::Span::current());
+    }
     span
 }
 

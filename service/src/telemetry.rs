@@ -15,7 +15,7 @@
 pub mod http;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -86,17 +86,18 @@ where
     let filter = EnvFilter::try_new(&log.log_filter)
         .map_err(|e| anyhow::anyhow!("invalid log filter {:?}: {e}", log.log_filter))?;
     let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::with_capacity(3);
-    if tracing.is_some() {
+    if let Some(tracing) = tracing {
+        let log_spans = match log.log_format {
+            LogFormat::Human => filter.max_level_hint().unwrap_or(LevelFilter::TRACE),
+            LogFormat::Json => LevelFilter::OFF,
+        };
+        // Request spans are `info`: whether an unsampled request makes them at all.
+        tracing
+            .sampler
+            .log_takes_spans
+            .store(LevelFilter::INFO <= log_spans, Ordering::Relaxed);
         // First: `Vec`'s `enabled` stops at the first layer that says no.
-        layers.push(
-            UnsampledSpansOff {
-                log_spans: match log.log_format {
-                    LogFormat::Human => filter.max_level_hint().unwrap_or(LevelFilter::TRACE),
-                    LogFormat::Json => LevelFilter::OFF,
-                },
-            }
-            .boxed(),
-        );
+        layers.push(UnsampledSpansOff { log_spans }.boxed());
     }
     layers.push(match log.log_format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
@@ -139,13 +140,25 @@ pub struct Tracing {
 /// request then gets its ids and no span at all, and a sampled one a span that the provider
 /// samples without deciding again ([`HonorRequestDecision`]).
 #[derive(Debug, Clone)]
-pub struct RequestSampler(Sampler);
+pub struct RequestSampler {
+    sampler: Sampler,
+    /// Whether the log layer of the subscriber composed around this [`Tracing`] takes `info`
+    /// spans, so that an unsampled request must still make its spans (for human log lines).
+    log_takes_spans: Arc<AtomicBool>,
+}
 
 impl RequestSampler {
+    fn new(sampler: Sampler) -> Self {
+        Self {
+            sampler,
+            log_takes_spans: Arc::default(),
+        }
+    }
+
     /// Whether a server span with `parent` (the caller's context, if any) and `trace_id` (the
     /// parent's, or a new one for a root) is sampled.
     pub fn sampled(&self, parent: Option<&Context>, trace_id: TraceId) -> bool {
-        let result = self.0.should_sample(
+        let result = self.sampler.should_sample(
             parent,
             trace_id,
             "http.server.request",
@@ -237,7 +250,7 @@ impl Tracing {
         Ok(Some(Self {
             provider: builder.build(),
             stats,
-            sampler: RequestSampler(sampler),
+            sampler: RequestSampler::new(sampler),
         }))
     }
 
@@ -279,6 +292,9 @@ struct RequestTrace {
     /// Whether the trace is sampled: [`SampledOnly`] and [`UnsampledSpansOff`] decide for every
     /// span made inside the request with one task-local read, not with a walk of the registry.
     sampled: bool,
+    /// Whether spans are made at all: yes in a sampled request, and in an unsampled one only when
+    /// the log layer takes them. [`request_span!`] reads it before calling into the subscriber.
+    spans: bool,
     /// The trace and span ids of an unsampled request, whose server span does not exist: the
     /// JSON log lines written while serving it take their ids from here.
     ids: Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)>,
@@ -289,19 +305,24 @@ tokio::task_local! {
     static REQUEST_TRACE: RequestTrace;
 }
 
-/// Runs an unsampled request's handling: no spans are made inside it, and its log lines carry
-/// the ids of the server span it would have had.
-pub fn unsampled_request<F: Future>(
-    sc: &opentelemetry::trace::SpanContext,
-    fut: F,
-) -> impl Future<Output = F::Output> {
-    REQUEST_TRACE.scope(
+impl RequestSampler {
+    /// Runs an unsampled request's handling: no spans are made inside it (unless the log layer
+    /// takes them), and its log lines carry the ids of the server span it would have had.
+    pub fn unsampled_request<F: Future>(
+        &self,
+        sc: &opentelemetry::trace::SpanContext,
+        fut: F,
+    ) -> impl Future<Output = F::Output> {
+        REQUEST_TRACE.scope(self.unsampled_trace(sc), fut)
+    }
+
+    fn unsampled_trace(&self, sc: &opentelemetry::trace::SpanContext) -> RequestTrace {
         RequestTrace {
             sampled: false,
+            spans: self.log_takes_spans.load(Ordering::Relaxed),
             ids: Some((sc.trace_id(), sc.span_id())),
-        },
-        fut,
-    )
+        }
+    }
 }
 
 /// Runs work that the current request spawns as the request runs: an unsampled request's
@@ -311,6 +332,7 @@ pub fn as_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> 
         .try_with(|trace| *trace)
         .unwrap_or(RequestTrace {
             sampled: true,
+            spans: true,
             ids: None,
         });
     REQUEST_TRACE.scope(trace, fut)
@@ -320,6 +342,30 @@ pub fn as_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> 
 pub fn request_sampled() -> Option<bool> {
     REQUEST_TRACE.try_with(|trace| trace.sampled).ok()
 }
+
+/// True inside an unsampled request whose spans no layer takes.
+pub fn request_spans_off() -> bool {
+    REQUEST_TRACE
+        .try_with(|trace| !trace.spans)
+        .unwrap_or(false)
+}
+
+/// `tracing::info_span!` for a span made while serving a request. Inside an unsampled request
+/// whose spans the log layer does not take, it is `Span::none()` at the cost of one task-local
+/// read. [`UnsampledSpansOff`] would disable the span as well, but only once the dispatcher has
+/// gone through the layers; a page view makes about ten spans, and that walk, plus a field
+/// lookup by name for each `record` on the disabled span, was the part of tracing's cost on an
+/// unsampled request that sat in the `tracing` crates (README, "Tracing overhead").
+macro_rules! request_span {
+    ($($arg:tt)+) => {
+        if $crate::telemetry::request_spans_off() {
+            ::tracing::Span::none()
+        } else {
+            ::tracing::info_span!($($arg)+)
+        }
+    };
+}
+pub(crate) use request_span;
 
 /// The OpenTelemetry layer's filter: this crate's spans and events, except spans made while
 /// serving an unsampled request. tracing-opentelemetry would build them and the SDK would drop
@@ -644,6 +690,17 @@ where
 mod tests {
     use super::*;
 
+    /// Held by the tests that install subscribers. Each new dispatcher makes `tracing` rebuild
+    /// the callsites' cached interest, and a callsite first hit during another thread's rebuild
+    /// can be left disabled: the process-wide subscriber's test then lost its span now and then.
+    static SUBSCRIBERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn installing_subscribers() -> std::sync::MutexGuard<'static, ()> {
+        SUBSCRIBERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     #[test]
     fn the_provider_keeps_the_middlewares_decision_and_decides_alone_otherwise() {
         let never = HonorRequestDecision(Sampler::AlwaysOff);
@@ -664,9 +721,9 @@ mod tests {
         // The flag does not outlive the build.
         assert_eq!(sample(&never), SamplingDecision::Drop);
 
-        let ratio = RequestSampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            0.5,
-        ))));
+        let ratio = RequestSampler::new(Sampler::ParentBased(Box::new(
+            Sampler::TraceIdRatioBased(0.5),
+        )));
         let sampled = (0..1000_u128)
             .filter(|i| {
                 ratio.sampled(
@@ -680,21 +737,48 @@ mod tests {
 
     #[test]
     fn spans_of_an_unsampled_request_are_not_made_unless_the_log_layer_takes_them() {
+        let _serial = installing_subscribers();
         let tracing = Tracing::new(&TelemetryArgs::default())
             .unwrap()
             .expect("OpenTelemetry is on by default");
+        let unsampled = opentelemetry::trace::SpanContext::new(
+            TraceId::from(7_u128),
+            opentelemetry::trace::SpanId::from(9_u64),
+            opentelemetry::trace::TraceFlags::default(),
+            false,
+            Default::default(),
+        );
         let made = |format: LogFormat, filter: &str, sampled: Option<bool>| {
             let log = LogArgs {
                 log_filter: filter.into(),
                 log_format: format,
             };
             let subscriber = subscriber_writing_to(&log, Some(&tracing), std::io::sink).unwrap();
+            // As the middleware does, with the sampler of the composed subscriber.
+            let sampler = tracing.request_sampler();
             tracing::subscriber::with_default(subscriber, || {
-                let make = || !tracing::info_span!("cache.get").is_disabled();
+                // The subscriber's answer, and the request_span! shortcut's: they must agree.
+                let make = || {
+                    let by_subscriber = !tracing::info_span!("cache.get").is_disabled();
+                    let by_shortcut = !request_span!("cache.get").is_disabled();
+                    assert_eq!(
+                        by_subscriber, by_shortcut,
+                        "{format:?} {filter} {sampled:?}"
+                    );
+                    by_subscriber
+                };
                 match sampled {
-                    Some(sampled) => {
-                        REQUEST_TRACE.sync_scope(RequestTrace { sampled, ids: None }, make)
+                    Some(false) => {
+                        REQUEST_TRACE.sync_scope(sampler.unsampled_trace(&unsampled), make)
                     }
+                    Some(true) => REQUEST_TRACE.sync_scope(
+                        RequestTrace {
+                            sampled: true,
+                            spans: true,
+                            ids: None,
+                        },
+                        make,
+                    ),
                     None => make(),
                 }
             })
@@ -704,6 +788,11 @@ mod tests {
         assert!(!made(LogFormat::Json, "info", Some(false)));
         // Human log lines show the spans around them at `info`.
         assert!(made(LogFormat::Human, "info", Some(false)));
+        assert!(made(
+            LogFormat::Human,
+            "reservation_service=debug,warn",
+            Some(false)
+        ));
         // Sampled, or outside any request (the sweeper): OpenTelemetry takes it.
         assert!(made(LogFormat::Human, "warn", Some(true)));
         assert!(made(LogFormat::Json, "warn", None));
@@ -738,6 +827,7 @@ mod tests {
     /// The process-wide subscriber (as in the binary), writing JSON lines into a buffer.
     #[test]
     fn json_lines_inside_a_span_carry_trace_and_span_ids() {
+        let _serial = installing_subscribers();
         #[derive(Clone, Default)]
         struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
         impl std::io::Write for Buffer {
@@ -754,9 +844,11 @@ mod tests {
             log_filter: "reservation_service=info".into(),
             log_format: LogFormat::Json,
         };
-        let tracing = Tracing::new(&TelemetryArgs::default()).unwrap();
+        let tracing = Tracing::new(&TelemetryArgs::default())
+            .unwrap()
+            .expect("OpenTelemetry is on by default");
         let writer = buffer.clone();
-        let subscriber = subscriber_writing_to(&log, tracing.as_ref(), move || writer.clone());
+        let subscriber = subscriber_writing_to(&log, Some(&tracing), move || writer.clone());
         if let Err(error) = subscriber.unwrap().try_init() {
             panic!("cannot install the process-wide subscriber: {error}");
         }
@@ -774,9 +866,11 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(unsampled_request(&unsampled, async {
-                tracing::info!("unsampled request")
-            }));
+            .block_on(
+                tracing
+                    .request_sampler()
+                    .unsampled_request(&unsampled, async { tracing::info!("unsampled request") }),
+            );
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()

@@ -45,12 +45,14 @@ impl Window {
 }
 
 impl LatencyWindow {
-    pub fn record(&self, latency: Duration, trace_id: Option<&str>) {
+    /// `trace_id` is asked only for a request slow enough to be kept: reading it from a header
+    /// on every request would cost more than the rest of the record.
+    pub fn record<'a>(&self, latency: Duration, trace_id: impl FnOnce() -> Option<&'a str>) {
         let micros = (latency.as_micros() as u64).clamp(1, 60_000_000);
         let mut w = self.inner.lock().expect("latency window poisoned");
         w.histogram.saturating_record(micros);
-        let Some(trace_id) = trace_id else { return };
         if w.slowest.len() < SLOWEST_KEPT || w.slowest.last().is_some_and(|(l, _)| *l < micros) {
+            let Some(trace_id) = trace_id() else { return };
             let at = w.slowest.partition_point(|(l, _)| *l >= micros);
             w.slowest.insert(at, (micros, trace_id.to_owned()));
             w.slowest.truncate(SLOWEST_KEPT);
@@ -80,7 +82,8 @@ mod tests {
     fn keeps_the_slowest_trace_ids_in_order() {
         let w = LatencyWindow::default();
         for ms in 1..=30u64 {
-            w.record(Duration::from_millis(ms), Some(&format!("t{ms}")));
+            let id = format!("t{ms}");
+            w.record(Duration::from_millis(ms), || Some(&id));
         }
         let s = w.take();
         assert_eq!(s.requests, 30);
@@ -89,5 +92,12 @@ mod tests {
         assert_eq!(s.slowest_trace_ids[9], "t21");
         assert!((s.max_ms - 30.0).abs() < 0.1);
         assert_eq!(w.take().requests, 0, "a new window starts empty");
+
+        // A request without a trace id is counted, and keeps no place among the slowest.
+        w.record(Duration::from_millis(5), || None);
+        w.record(Duration::from_millis(2), || Some("t2"));
+        let s = w.take();
+        assert_eq!(s.requests, 2);
+        assert_eq!(s.slowest_trace_ids, ["t2"]);
     }
 }

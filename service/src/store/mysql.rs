@@ -44,7 +44,7 @@ impl Stmt {
         &self,
         query: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
-        let span = tracing::info_span!(
+        let span = crate::telemetry::request_span!(
             "db.query",
             otel.name = self.name,
             otel.kind = "client",

@@ -140,7 +140,7 @@ impl HotStore {
         operation: &'static str,
         fut: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, HotError> {
-        let span = tracing::info_span!(
+        let span = crate::telemetry::request_span!(
             "redis",
             otel.name = operation,
             otel.kind = "client",

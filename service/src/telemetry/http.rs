@@ -56,7 +56,9 @@ pub async fn trace_request(
                 .map(|sc| sc.trace_state().clone())
                 .unwrap_or_default(),
         );
-        let mut response = super::unsampled_request(&span_context, next.run(request)).await;
+        let mut response = sampler
+            .unsampled_request(&span_context, next.run(request))
+            .await;
         set_traceparent(&mut response, &span_context);
         return response;
     }
