@@ -44,7 +44,7 @@ use crate::config::{LogArgs, LogFormat, OtlpProtocol, SamplerKind, TelemetryArgs
 
 /// Share of root traces (requests that arrive without a `traceparent`) that are sampled: the
 /// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
-/// 20 µs of CPU more than an unsampled one (recording and exporting its spans), so every percent
+/// 1.6 times the CPU of an unsampled one (recording and exporting its spans), so every percent
 /// sampled costs about a third of a percent of throughput (README, "Tracing overhead"), and the
 /// goal is at most 5 % for all of tracing. The price is paid at the collector: Jaeger's tail
 /// sampling (deploy/jaeger/config.yaml) can only keep a slow or failed trace the service
