@@ -11,7 +11,8 @@
 # core was worse (0.50 to 1.52): the two vCPUs do not run at the same speed. Which service gets
 # which port and is started first alternates by round. Per pair it reports requests/s and
 # service CPU (user + system, from /proc) per request; the table gives the median over rounds of
-# the per-round ratios, with a 95 % bootstrap interval of that median and the range. The two
+# the per-round ratios, with a 95 % bootstrap interval of that median and the range
+# (tracing_overhead_table.py, which also pools saved outputs of several runs). The two
 # services share the cores, so each one's requests/s is about half of what it would be alone.
 # "off-again" (off against itself) is the control: how far apart two identical services land.
 #
@@ -107,39 +108,10 @@ for round in $(seq "$ROUNDS"); do
       line+=" ${order[$i]} $r $us"
     done
     s=$(python3 -c "print(round(($after - $before) / float('${DURATION%s}')))")
-    echo "round $round:$line, ${s} spans/s received, load $(cut -d' ' -f1 /proc/loadavg)"
-    echo "$round $config$line $s" >>"$results"
+    echo "round $round:$line, ${s} spans/s received, load $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$results"
   done
 done
 
 echo
-python3 - "$results" $CONFIGS <<'PY'
-import random, statistics, sys
-configs = sys.argv[2:]
-
-def interval(xs, n=10_000):
-    """95 % bootstrap interval of the median: how far the median itself could be off."""
-    rng = random.Random(1)
-    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(n))
-    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
-
-# round config name_a rps_a us_a name_b rps_b us_b spans
-by = {}
-for r in (l.split() for l in open(sys.argv[1])):
-    sides = {r[2]: (float(r[3]), float(r[4])), r[5]: (float(r[6]), float(r[7]))}
-    by.setdefault(r[1], []).append((sides["off"], sides[r[1]], int(r[8])))
-print(f"| tracing (against off, side by side) | rounds | req/s, median | ratio to off (median of per-round ratios) | 95 % interval | min–max | "
-      "service CPU µs/request, median | CPU ratio to off (median) | 95 % interval | min–max | spans/s received |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for c in configs:
-    rows = by.get(c, [])
-    if not rows:
-        continue
-    ratios = [x[0] / off[0] for off, x, _ in rows]
-    cpu = [off[1] / x[1] for off, x, _ in rows]
-    (rlo, rhi), (clo, chi) = interval(ratios), interval(cpu)
-    print(f"| {c} | {len(rows)} | {statistics.median(x[0] for _, x, _ in rows):,.0f} | "
-          f"{statistics.median(ratios):.3f} | {rlo:.3f}–{rhi:.3f} | {min(ratios):.3f}–{max(ratios):.3f} | "
-          f"{statistics.median(x[1] for _, x, _ in rows):.1f} | {statistics.median(cpu):.3f} | "
-          f"{clo:.3f}–{chi:.3f} | {min(cpu):.3f}–{max(cpu):.3f} | {statistics.median(s for _, _, s in rows):,.0f} |")
-PY
+# Saved outputs of several runs pool the same way: tracing_overhead_table.py run1.log run2.log
+python3 service/bench/tracing_overhead_table.py "$results"
