@@ -19,8 +19,9 @@
 #   bash service/bench/tracing_overhead.sh        # needs wrk (apt-get install wrk)
 #
 # Env: DB_ROOT (mysql://root@127.0.0.1:3306), REDIS_URL, CACHE_MODE (fixed), DURATION (5s),
-# CONNECTIONS (32 per service), ROUNDS (12), CONFIGS ("off-again no-export 1% 10% 100% default"),
-# NO_BUILD=1 (use the release binaries already built).
+# CONNECTIONS (32 per service), ROUNDS (12), CONFIGS ("off-again no-export 1% 10% 100% default";
+# also "heap-off": tracing off and jemalloc's heap-profile sampling off, to compare with what the
+# heap profiler costs), NO_BUILD=1 (use the release binaries already built).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -59,6 +60,8 @@ start() {
              LISTEN_ADDR="$addr" REDIS_PREFIX="bench:$$:$addr:")
   case $config in
     off|off-again) env+=(OTEL_SDK_DISABLED=true) ;;
+    # For scale: tracing off, and the always-on heap profiler's sampling off too.
+    heap-off) env+=(OTEL_SDK_DISABLED=true MALLOC_CONF=prof_active:false) ;;
     no-export) ;;
     default) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR") ;;
     *%) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$SINK_ADDR"
