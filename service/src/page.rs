@@ -270,7 +270,9 @@ fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySumma
 fn background_span(name: &'static str) -> tracing::Span {
     let span = crate::telemetry::request_span!(parent: None, "background", otel.name = name);
     if !span.is_disabled() {
-        span.follows_from(tracing::Span::current());
+        let request = tracing::Span::current();
+        span.follows_from(&request);
+        crate::telemetry::sample_as(&span, &request);
     }
     span
 }

@@ -31,6 +31,7 @@ use opentelemetry_sdk::trace::{
 };
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::fmt::format::{FmtSpan, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
@@ -341,6 +342,15 @@ pub fn as_current_request<F: Future>(fut: F) -> impl Future<Output = F::Output> 
 /// The sampling decision of the request this task serves, if it serves one.
 pub fn request_sampled() -> Option<bool> {
     REQUEST_TRACE.try_with(|trace| trace.sampled).ok()
+}
+
+/// Samples `root`, a new root span made for work that `origin` started, as `origin` was. Left to
+/// the provider, a sampled request's background work would be drawn again at the root ratio (1 %
+/// by default) and mostly go missing from its trace's links. Call it before `root` is entered.
+pub fn sample_as(root: &tracing::Span, origin: &tracing::Span) {
+    if origin.context().span().span_context().is_sampled() {
+        RequestSampler::build_sampled(|| drop(root.context()));
+    }
 }
 
 /// True inside an unsampled request whose spans no layer takes.

@@ -246,10 +246,16 @@ fn register_idle_subscriber() {
 
 impl TracedApp {
     async fn spawn(pool: MySqlPool, collector: Collector) -> Self {
-        Self::spawn_with(pool, collector, AppOptions::default()).await
+        Self::spawn_with(pool, collector, AppOptions::default(), 1.0).await
     }
 
-    async fn spawn_with(pool: MySqlPool, collector: Collector, app_options: AppOptions) -> Self {
+    /// `root_ratio`: the share of root traces sampled (`OTEL_TRACES_SAMPLER_ARG`).
+    async fn spawn_with(
+        pool: MySqlPool,
+        collector: Collector,
+        app_options: AppOptions,
+        root_ratio: f64,
+    ) -> Self {
         register_idle_subscriber();
         let options = (*pool.connect_options()).clone();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -286,9 +292,9 @@ impl TracedApp {
                     otlp_protocol,
                     otlp_timeout_ms: Duration::from_secs(1),
                     otel_resource_attributes: Some("deployment.environment=test".into()),
-                    // Every root trace, whatever the service's default ratio: the tests look
-                    // for spans of requests sent without a traceparent too.
-                    otel_traces_sampler_arg: 1.0,
+                    // 1.0 in most tests, whatever the service's default ratio: they look for
+                    // spans of requests sent without a traceparent too.
+                    otel_traces_sampler_arg: root_ratio,
                     ..TelemetryArgs::default()
                 };
                 if let Collector::Stalled(_) = collector {
@@ -617,7 +623,7 @@ async fn a_request_cut_by_the_quota_says_so(pool: MySqlPool) {
         // Longer than the quota, so the quota is what cuts the request.
         redis_timeout: Duration::from_secs(2),
     };
-    let traced = TracedApp::spawn_with(pool, Collector::InProcess, options).await;
+    let traced = TracedApp::spawn_with(pool, Collector::InProcess, options, 1.0).await;
     let app = &traced.app;
     let id = app.create_activity(None).await;
     proxy.set_latency(Duration::from_millis(400));
@@ -689,6 +695,68 @@ async fn an_unsampled_caller_is_continued_but_not_exported(pool: MySqlPool) {
     assert!(
         received.of_trace(&hex(trace_id)).is_empty(),
         "the parent-based sampler follows the caller's sampled flag"
+    );
+}
+
+/// Work a request leaves running (here, filling Redis after a cold read) is a root span of its
+/// own, linked to the request and sampled as the request was: not drawn again at the root ratio,
+/// which is 0 here, so that nothing but the caller's flag can sample it.
+#[sqlx::test(migrations = "../migrations")]
+async fn background_work_is_sampled_as_the_request_that_started_it(pool: MySqlPool) {
+    let traced =
+        TracedApp::spawn_with(pool, Collector::InProcess, AppOptions::default(), 0.0).await;
+    let app = &traced.app;
+    let sampled_trace = "7bf92f3577b34da6a3ce929d0e0e4739";
+    let unsampled_trace = "8bf92f3577b34da6a3ce929d0e0e473a";
+    for (trace_id, flags) in [(sampled_trace, "01"), (unsampled_trace, "00")] {
+        // A new activity each time: a cold read, whose summary is then copied to Redis.
+        let id = app.create_activity(Some(7)).await;
+        let response = app
+            .client
+            .get(app.url(&format!("/v1/activities/{id}/page?user_id=1")))
+            .header(
+                "traceparent",
+                format!("00-{trace_id}-{CALLER_SPAN_ID}-{flags}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        let (status, page) = body(response).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["sources"]["activity"], "mysql", "a cold read: {page}");
+    }
+    // The copies to Redis finish after the responses.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    traced.flush().await;
+    let received = traced.received.as_ref().unwrap();
+
+    let server = received
+        .of_trace(&hex(sampled_trace))
+        .into_iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("the sampled request's server span");
+    let fills = received.named("redis.fill_summary");
+    assert!(
+        !fills.is_empty(),
+        "the sampled request's copy to Redis was exported"
+    );
+    for fill in &fills {
+        assert!(fill.parent_span_id.is_empty(), "a root span of its own");
+        assert_ne!(fill.trace_id, hex(sampled_trace), "in a trace of its own");
+        let links: Vec<(&[u8], &[u8])> = fill
+            .links
+            .iter()
+            .map(|l| (l.trace_id.as_slice(), l.span_id.as_slice()))
+            .collect();
+        assert_eq!(
+            links,
+            [(hex(sampled_trace).as_slice(), server.span_id.as_slice())],
+            "linked to the request that started it, and to no other"
+        );
+    }
+    assert!(
+        received.of_trace(&hex(unsampled_trace)).is_empty(),
+        "nothing of the unsampled request"
     );
 }
 
