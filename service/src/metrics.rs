@@ -8,7 +8,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::telemetry::http::traceparent_trace_id;
+use crate::telemetry::http::{TRACEPARENT, traceparent_trace_id};
 use leaklab_cache::{Mode, Stats, SweepReport};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -261,14 +261,14 @@ pub async fn track(
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     // With OpenTelemetry on, the response names the trace (`traceparent`); off, the caller's
-    // `traceparent` is the only id there is.
-    let caller_trace = state
+    // `traceparent` is the only id there is. Kept as the header value (a clone shares its
+    // bytes) and read only if the request turns out slow enough to keep.
+    let caller_traceparent = state
         .settings()
         .request_sampler
         .is_none()
-        .then(|| traceparent_trace_id(request.headers()))
-        .flatten()
-        .map(str::to_owned);
+        .then(|| request.headers().get(TRACEPARENT).cloned())
+        .flatten();
     // Decremented on drop too, so a request whose connection closed mid-way is not left counted.
     let _in_flight = InFlight::enter();
     let response = next.run(request).await;
@@ -289,7 +289,8 @@ pub async fn track(
         record_shed();
     }
     state.latencies().record(elapsed, || {
-        traceparent_trace_id(response.headers()).or(caller_trace.as_deref())
+        let traceparent = response.headers().get(TRACEPARENT);
+        traceparent_trace_id(traceparent.or(caller_traceparent.as_ref())?)
     });
     response
 }

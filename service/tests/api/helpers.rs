@@ -59,6 +59,8 @@ pub struct TestApp {
     pub pool: MySqlPool,
     /// The app's Redis key prefix (unique per app).
     pub redis_prefix: String,
+    /// The app's state, shared with the running app (its latency window, cache...).
+    pub state: AppState,
     _stop: oneshot::Sender<()>,
 }
 
@@ -120,7 +122,7 @@ pub async fn spawn_app_aged(
             .expect("pre-age the cache");
     }
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(startup::run(listener, state, async move {
+    tokio::spawn(startup::run(listener, state.clone(), async move {
         let _ = stopped.await;
     }));
     TestApp {
@@ -131,6 +133,7 @@ pub async fn spawn_app_aged(
             .unwrap(),
         pool,
         redis_prefix: prefix,
+        state,
         _stop: stop,
     }
 }

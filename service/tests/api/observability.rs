@@ -151,3 +151,24 @@ async fn anomaly_profiler_fires_and_writes_readable_profiles(pool: MySqlPool) {
     let heap = fetch("heap.pb.gz").await.unwrap().bytes().await.unwrap();
     assert_eq!(&heap[..2], &[0x1f, 0x8b], "gzipped pprof");
 }
+
+/// With OpenTelemetry off, the slowest requests' ids (what an anomaly dump names) are the
+/// callers' trace ids.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_latency_window_names_the_callers_trace_when_tracing_is_off(pool: MySqlPool) {
+    let app = spawn_app(pool).await;
+    let id = app.create_activity(None).await;
+    app.state.latencies().take();
+    let trace_id = "9bf92f3577b34da6a3ce929d0e0e4736";
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/activities/{id}/page?user_id=1")))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let window = app.state.latencies().take();
+    assert_eq!(window.requests, 1);
+    assert_eq!(window.slowest_trace_ids, [trace_id]);
+}

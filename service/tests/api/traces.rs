@@ -698,6 +698,27 @@ async fn an_unsampled_caller_is_continued_but_not_exported(pool: MySqlPool) {
     );
 }
 
+/// With OpenTelemetry on, the slowest requests' ids are the traces the responses name, for a
+/// request that came without a `traceparent` too.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_latency_window_names_the_trace_the_response_carries(pool: MySqlPool) {
+    let traced = TracedApp::spawn(pool, Collector::InProcess).await;
+    let app = &traced.app;
+    let id = app.create_activity(None).await;
+    app.state.latencies().take();
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/activities/{id}/page?user_id=1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let traceparent = response.headers()["traceparent"].to_str().unwrap();
+    let window = app.state.latencies().take();
+    assert_eq!(window.requests, 1);
+    assert_eq!(window.slowest_trace_ids, [&traceparent[3..35]]);
+}
+
 /// Work a request leaves running (here, filling Redis after a cold read) is a root span of its
 /// own, linked to the request and sampled as the request was: not drawn again at the root ratio,
 /// which is 0 here, so that nothing but the caller's flag can sample it.
