@@ -37,6 +37,9 @@ PAGE_PATH="/v1/activities/1/page?user_id=1"
 CONFIGS=${CONFIGS:-"off-again no-export 1% 10% 100% default"}
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+# Every configuration runs against "off"; "off" against itself is the control, "off-again" (two
+# sides of one name could not be told apart in the table).
+[[ " $CONFIGS " != *" off "* ]] || { echo 'CONFIGS: use "off-again" for off against off' >&2; exit 2; }
 mariadb -uroot -h127.0.0.1 -e "CREATE DATABASE IF NOT EXISTS $DB_NAME"
 [[ -n ${NO_BUILD:-} ]] || cargo build --release -q -p reservation-service --bin reservation-service --example otlp_sink
 target_dir=${CARGO_TARGET_DIR:-target}
