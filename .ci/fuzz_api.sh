@@ -25,7 +25,8 @@ MYSQL_HOST=${MYSQL_HOST:-127.0.0.1}
 log() { printf '\n==> fuzz: %s\n' "$*"; }
 die() { printf 'FATAL: fuzz: %s\n' "$*" >&2; exit 1; }
 
-installed=$(python3 -m pip show schemathesis 2>/dev/null | awk '/^Version:/ {print $2}')
+# pip show exits 1 when the package is absent (a fresh machine): under pipefail that must not end the script.
+installed=$(python3 -m pip show schemathesis 2>/dev/null | awk '/^Version:/ {print $2}' || true)
 if [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
   log "installing schemathesis $SCHEMATHESIS_VERSION (found: ${installed:-none})"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
