@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Static checks of everything Docker and Kubernetes would run, since no engine runs here.
 
-- docker-compose.yml validates against the Compose Specification schema (../shared/schemas);
+- docker-compose.yml validates against the Compose Specification schema (.ci/schemas);
 - every file or folder it mounts, builds from or points at exists; build targets exist in the
   Dockerfile;
 - every command, flag and environment variable compose, Kubernetes and the Dockerfile hand to our
@@ -24,7 +24,7 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA = os.path.join(ROOT, "..", "shared", "schemas", "compose-spec.json")
+SCHEMA = os.path.join(ROOT, ".ci", "schemas", "compose-spec.json")
 BINARIES = {"reservation-service", "loadtest"}
 failures = []
 

@@ -1,5 +1,142 @@
 //! A faithful Rust port of the LFU cache of `github.com/bluele/gcache`, in the version that leaked
 //! (v0.0.1) and the version that fixed it (v0.0.2), plus a `moka` adapter behind the same trait.
+//! The incident this reproduces, and the lab's service-level definitions, are in the repository's
+//! `docs/incident.md`.
+//!
+//! # Contents
+//! - [The leak, runnable](#the-leak-runnable): three examples that replay the same operations
+//!   through both versions and show the frequency list leaking, the sweep walking it, and
+//!   eviction walking it.
+//! - [Implementation details](#implementation-details): how gcache's LFU works;
+//!   [v0.0.1, the leak](#v001--the-leak-modeleaky-lfuversionv0_0_1);
+//!   [v0.0.2, the fix](#v002--the-fix-modefixed-lfuversionv0_0_2);
+//!   [why there is a sweep](#why-there-is-a-sweep-standing-in-for-gos-gc-mark-phase);
+//!   the memory layout of the port; upstream citations; where the port differs from Go.
+//!
+//! # The leak, runnable
+//! Every example builds one cache per version with [`build`] and replays the same operations
+//! through both; the figures come from [`Cache::stats`], [`Cache::sweep`] and [`Cache::set`].
+//! They are exact: the algorithm, not timing, determines them.
+//!
+//! **The frequency list.** Four keys are cached, then key 0 is hit again and again. In v0.0.1
+//! every hit of the most-hit key adds a node past the tail, so the list is one node (the
+//! frequency-0 head) plus one per hit. In v0.0.2 the list holds one node per distinct hit count
+//! among live items, plus the head — and gives a node back when its last item leaves.
+//!
+//! ```
+//! use leaklab_cache::{Config, Mode, build};
+//!
+//! let config = |mode| Config { mode, capacity: 4, ttl: None };
+//! let leaky = build::<u64, u64>(&config(Mode::Leaky));
+//! let fixed = build::<u64, u64>(&config(Mode::Fixed));
+//! for cache in [&leaky, &fixed] {
+//!     for key in 0..4 {
+//!         cache.set(key, key * 10);
+//!     }
+//!     assert_eq!(cache.stats().nodes, 1, "every new item starts in the head");
+//! }
+//!
+//! for hits in 1..=1_000 {
+//!     assert_eq!(leaky.get(&0).value, Some(0));
+//!     assert_eq!(fixed.get(&0).value, Some(0));
+//!     assert_eq!(leaky.stats().nodes, 1 + hits); // head + one node per hit of key 0
+//!     assert_eq!(fixed.stats().nodes, 2); // head + the node of frequency `hits`
+//! }
+//!
+//! // Key 1 is hit 3 times. v0.0.1 moves it into nodes key 0 left behind (their frequency is not
+//! // its own) and allocates nothing; v0.0.2 needs a node for frequency 3.
+//! for _ in 0..3 {
+//!     leaky.get(&1);
+//!     fixed.get(&1);
+//! }
+//! assert_eq!(leaky.stats().nodes, 1_001);
+//! assert_eq!(fixed.stats().nodes, 3); // head, 3, 1000
+//!
+//! // Same items, same hits: the leak changes the list, not what is cached.
+//! for cache in [&leaky, &fixed] {
+//!     let stats = cache.stats();
+//!     assert_eq!((stats.items, stats.hits, stats.misses), (4, 1_003, 0));
+//! }
+//! assert!(leaky.stats().heap_bytes > fixed.stats().heap_bytes);
+//!
+//! // Removing the hot key frees its node in v0.0.2 only.
+//! assert!(leaky.remove(&0) && fixed.remove(&0));
+//! assert_eq!(leaky.stats().nodes, 1_001);
+//! assert_eq!(fixed.stats().nodes, 2); // head, 3
+//! ```
+//!
+//! **The sweep** ([`Cache::sweep`]) is the expiry walk that stands in for Go's GC mark phase: it
+//! visits every node under the cache lock. With the same history, and a [`ManualClock`] so the
+//! items expire without waiting, v0.0.1 walks a node per past hit — and keeps doing so once
+//! the cache is empty.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use leaklab_cache::{Config, ManualClock, Mode, build_with_clock};
+//!
+//! let clock = Arc::new(ManualClock::new());
+//! let config = |mode| Config { mode, capacity: 4, ttl: Some(Duration::from_secs(60)) };
+//! let leaky = build_with_clock::<u64, u64>(&config(Mode::Leaky), clock.clone());
+//! let fixed = build_with_clock::<u64, u64>(&config(Mode::Fixed), clock.clone());
+//! for cache in [&leaky, &fixed] {
+//!     for key in 0..4 {
+//!         cache.set(key, key);
+//!     }
+//!     for _ in 0..1_000 {
+//!         cache.get(&0);
+//!     }
+//!     for _ in 0..3 {
+//!         cache.get(&1);
+//!     }
+//! }
+//!
+//! // Nothing has expired yet: the walk is the whole list.
+//! let (l, f) = (leaky.sweep(), fixed.sweep());
+//! assert_eq!((l.nodes_walked, l.items_expired), (1_001, 0));
+//! assert_eq!((f.nodes_walked, f.items_expired), (3, 0));
+//!
+//! // A minute later every item has expired; the sweep removes all four.
+//! clock.advance(Duration::from_secs(61));
+//! let (l, f) = (leaky.sweep(), fixed.sweep());
+//! assert_eq!((l.nodes_walked, l.items_expired), (1_001, 4));
+//! assert_eq!((f.nodes_walked, f.items_expired), (3, 4));
+//! assert_eq!((leaky.stats().items, leaky.stats().nodes), (0, 1_001));
+//! assert_eq!((fixed.stats().items, fixed.stats().nodes), (0, 1));
+//!
+//! // An empty cache: v0.0.1 still walks every leaked node, on every sweep.
+//! assert_eq!(leaky.sweep().nodes_walked, 1_001);
+//! assert_eq!(fixed.sweep().nodes_walked, 1);
+//! assert_eq!(leaky.stats().last_sweep_nodes, 1_001);
+//! ```
+//!
+//! **Eviction** also walks from the head, to the first node that holds an item. In v0.0.1 the
+//! empty nodes between the head and that item are all leaked ones, and
+//! [`SetOutcome::nodes_walked`] counts them.
+//!
+//! ```
+//! use leaklab_cache::{Config, Mode, build};
+//!
+//! let config = |mode| Config { mode, capacity: 2, ttl: None };
+//! for (mode, walked) in [(Mode::Leaky, 51), (Mode::Fixed, 2)] {
+//!     let cache = build::<u64, u64>(&config(mode));
+//!     cache.set(0, 0);
+//!     for _ in 0..100 {
+//!         cache.get(&0);
+//!     }
+//!     cache.set(1, 1);
+//!     for _ in 0..50 {
+//!         cache.get(&1);
+//!     }
+//!     // Full: inserting key 2 evicts the least-hit item, key 1. v0.0.1 reaches it past the
+//!     // empty head and 49 empty leaked nodes; v0.0.2's list is just [head, 50, 100].
+//!     let outcome = cache.set(2, 2);
+//!     assert_eq!((outcome.evicted, outcome.nodes_walked), (1, walked), "{mode}");
+//!     assert_eq!(cache.get(&1).value, None, "{mode}");
+//!     assert_eq!(cache.get(&0).value, Some(0), "{mode}");
+//! }
+//! ```
 //!
 //! # Implementation details
 //!
@@ -38,7 +175,8 @@
 //! In Go each leaked entry is several heap objects full of pointers (list element, entry, map
 //! header, buckets) and the garbage collector marks all of them on every cycle, so the mark phase
 //! grows with the leak and steals CPU from request goroutines (mark assist). That is how the
-//! incident hurt. Rust has no collector: the leak alone only grows memory. The cost of the same
+//! incident hurt (the incident and its figures: `docs/incident.md`, section 3). Rust has no
+//! collector: the leak alone only grows memory. The cost of the same
 //! shape comes from [`Cache::sweep`], the reclaim work any cache without a GC has to do for
 //! expired entries: it takes the cache lock and walks the *whole* frequency list from the head,
 //! checking every item of every node. In fixed mode it walks about as many nodes as there are
