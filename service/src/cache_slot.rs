@@ -53,18 +53,36 @@ impl CacheSlot {
     }
 }
 
-/// Runs the sweep every `every` until shutdown. The sweep runs on a blocking thread, as reclaim
-/// work in a real service would, and holds the cache lock for its whole walk.
-pub async fn run_sweeper(slot: Arc<CacheSlot>, every: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+/// When the sweep runs. Like Go's collector, which starts a cycle once the program has allocated
+/// enough since the last one, the sweep is paced by the work the cache does: it runs after every
+/// `lookups` lookups (hits and misses), so it runs more often at a peak, when requests can least
+/// afford it, and the interval is only a backstop for an idle cache, whose expired entries must
+/// still be reclaimed. A wall-clock period alone would cost the same at every load: with it, the
+/// lab's leaky service either never missed the quota or missed it every second, peaks or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPacing {
+    /// Longest time between two sweeps; zero turns the sweep off.
+    pub max_interval: Duration,
+    /// Lookups between two sweeps; zero paces by `max_interval` alone.
+    pub lookups: u64,
+}
+
+/// How often the sweeper reads the cache's lookup count: small against any sweep's cost, and
+/// the count is published without the cache lock.
+const PACING_POLL: Duration = Duration::from_millis(5);
+
+/// Runs the sweep, paced by `pacing`, until shutdown. The sweep runs on a blocking thread, as
+/// reclaim work in a real service would, and holds the cache lock for its whole walk.
+pub async fn run_sweeper(slot: Arc<CacheSlot>, pacing: SweepPacing, shutdown: CancellationToken) {
+    if pacing.max_interval.is_zero() {
+        return;
+    }
+    let mut last = SweepMark::now(&slot.get());
     loop {
-        tokio::select! {
+        let cache = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let cache = slot.get();
+            cache = sweep_due(&slot, pacing, &last) => cache,
+        };
         let mode = cache.mode();
         // A root span of its own: the sweep belongs to no request, yet it is what the requests
         // that waited for the cache lock meanwhile were waiting for.
@@ -75,16 +93,76 @@ pub async fn run_sweeper(slot: Arc<CacheSlot>, every: Duration, shutdown: Cancel
             cache.operation = "sweep",
             cache.nodes_walked = Empty,
             cache.items_expired = Empty,
+            cache.lookups_since_last = Empty,
             cache.pause_us = Empty,
             cache.lock_wait_us = Empty,
             otel.status_code = Empty,
         );
-        match tokio::task::spawn_blocking(move || cache.sweep()).await {
+        // Every sweep is exported, not 1 % of them: a few spans a second, and the one thing a
+        // slow request's trace cannot show is what held the lock it waited for.
+        crate::telemetry::always_sample(&span);
+        let lookups_since_last = lookups(&cache).saturating_sub(last.lookups);
+        span.record("cache.lookups_since_last", lookups_since_last as i64);
+        let swept = cache.clone();
+        match tokio::task::spawn_blocking(move || swept.sweep()).await {
             Ok(report) => span.in_scope(|| record_sweep(&span, mode, &report)),
             Err(error) => span.in_scope(|| {
                 span.record("otel.status_code", "ERROR");
                 tracing::error!(%error, "cache sweep failed");
             }),
+        }
+        last = SweepMark::now(&cache);
+    }
+}
+
+/// Where the last sweep left off: the cache it swept, its lookup count and the time.
+struct SweepMark {
+    cache: Arc<ActivityCache>,
+    lookups: u64,
+    at: tokio::time::Instant,
+}
+
+impl SweepMark {
+    fn now(cache: &Arc<ActivityCache>) -> Self {
+        Self {
+            cache: cache.clone(),
+            lookups: lookups(cache),
+            at: tokio::time::Instant::now(),
+        }
+    }
+}
+
+fn lookups(cache: &Arc<ActivityCache>) -> u64 {
+    let stats = cache.stats();
+    stats.hits + stats.misses
+}
+
+/// Waits until a sweep is due and returns the cache to sweep: the current one, which a swap may
+/// have replaced since the last sweep (its count then starts from zero).
+async fn sweep_due(slot: &CacheSlot, pacing: SweepPacing, last: &SweepMark) -> Arc<ActivityCache> {
+    let deadline = last.at + pacing.max_interval;
+    loop {
+        let cache = slot.get();
+        if tokio::time::Instant::now() >= deadline {
+            return cache;
+        }
+        if pacing.lookups > 0 {
+            let base = if Arc::ptr_eq(&cache, &last.cache) {
+                last.lookups
+            } else {
+                0
+            };
+            if lookups(&cache).saturating_sub(base) >= pacing.lookups {
+                return cache;
+            }
+            let poll = tokio::time::sleep(PACING_POLL);
+            tokio::select! {
+                _ = poll => {}
+                _ = tokio::time::sleep_until(deadline) => return slot.get(),
+            }
+        } else {
+            tokio::time::sleep_until(deadline).await;
+            return slot.get();
         }
     }
 }

@@ -202,9 +202,15 @@ pub struct CacheArgs {
     /// Expiry of each cached summary.
     #[arg(long, env = "CACHE_TTL", value_parser = duration, default_value = "10m")]
     pub cache_ttl: Duration,
-    /// Period of the expiry sweep that walks the cache's frequency list; 0 turns it off.
+    /// Longest time between two expiry sweeps (each walks the cache's frequency list under its
+    /// lock); 0 turns the sweep off.
     #[arg(long, env = "CACHE_SWEEP_INTERVAL", value_parser = duration, default_value = "1s")]
     pub cache_sweep_interval: Duration,
+    /// A sweep also starts after this many cache lookups since the last one, so sweeps come
+    /// more often as load rises, the way Go's GC cycles follow allocation; 0 paces by the
+    /// interval alone.
+    #[arg(long, env = "CACHE_SWEEP_LOOKUPS", default_value_t = 6_000)]
+    pub cache_sweep_lookups: u64,
     /// Cache hits to replay into the cache before serving (`0`: none). Time compression: the
     /// leaky list grows as if that many hits had already happened. The default is about 9 hours
     /// of 1,000 page views/s at 6 lookups each (see README, "Why it dips").
@@ -299,7 +305,8 @@ pub struct SeedArgs {
     pub zipf: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Delete all activities and reservations first, so ids start at 1.
+    /// Delete all activities and reservations first, so ids start at 1, and the cache mode a
+    /// runtime flip stored (the service then starts in CACHE_MODE's mode).
     #[arg(long)]
     pub reset: bool,
 }

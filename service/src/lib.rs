@@ -2,6 +2,7 @@
 //! in-process LFU cache — the gcache port under study, selected with `--cache-mode`.
 
 pub mod admission;
+pub mod cache_mode;
 pub mod cache_slot;
 pub mod config;
 pub mod domain;

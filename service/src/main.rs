@@ -36,11 +36,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let hot = startup::hot_store(&args.redis)?;
             let related = settings.related_activities;
-            let state = AppState::with_limits(pool, hot, settings, limits);
+            // After the migrations, before pre-ageing: a runtime flip stored in MySQL wins over
+            // CACHE_MODE (said at WARN), and pre-ageing then ages the mode restored.
+            let state = AppState::restore(pool, hot, settings, limits).await?;
             if args.cache.cache_preage_hits > 0 {
                 tracing::info!(
                     hits = args.cache.cache_preage_hits,
-                    cache_mode = %state.settings().cache.mode,
+                    cache_mode = %state.cache().mode(),
                     "pre-ageing the cache before listening (CACHE_PREAGE_HITS=0 skips it)"
                 );
                 let report = preage::run(
@@ -61,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             tracing::info!(
                 addr = %listener.local_addr()?,
-                cache_mode = %state.settings().cache.mode,
+                cache_mode = %state.cache().mode(),
+                mode_source = state.cache_and_origin().1.source.as_str(),
                 "reservation service listening"
             );
             let admin = match args.admin_listen_addr {

@@ -151,6 +151,19 @@ async fn reset(pool: &MySqlPool) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("reset failed at {statement:?}"))?;
     }
+    // A fresh lab starts in the environment's cache mode: a runtime flip stored by
+    // `PUT /admin/cache` (which would win over CACHE_MODE at the service's next start) goes too.
+    if let Some((mode, at)) = crate::cache_mode::clear(pool)
+        .await
+        .context("reset failed clearing the stored cache mode flip")?
+    {
+        tracing::info!(
+            cache_mode = %mode,
+            flipped_at = %at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "cleared the runtime flip to cache mode {mode}: the service's next start is in \
+             CACHE_MODE's mode"
+        );
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Builds the application from its configuration and runs it until shut down.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::LimitPolicy;
+use crate::cache_mode::{self, ModeOrigin};
 use crate::cache_slot::{ActivityCache, CacheSlot};
 use crate::config::{DatabaseArgs, LimitKind, ServeArgs};
+use crate::error::AppError;
 use crate::profiling::anomaly::{self, Signal};
 use crate::profiling::window::LatencyWindow;
 use crate::server::{self, HttpLimits};
@@ -34,7 +36,7 @@ pub struct Settings {
     pub related_activities: u32,
     pub admin_token: Option<String>,
     pub cache: leaklab_cache::Config,
-    pub cache_sweep_interval: Duration,
+    pub cache_sweep: cache_slot::SweepPacing,
     pub shutdown_grace: Duration,
     pub profile_dir: std::path::PathBuf,
     /// `None`: the anomaly profiler is off.
@@ -82,7 +84,10 @@ impl Settings {
             related_activities: args.related_activities,
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
             cache,
-            cache_sweep_interval: args.cache.cache_sweep_interval,
+            cache_sweep: cache_slot::SweepPacing {
+                max_interval: args.cache.cache_sweep_interval,
+                lookups: args.cache.cache_sweep_lookups,
+            },
             shutdown_grace: args.shutdown_grace,
             profile_dir: args.profiling.profile_dir.clone(),
             anomaly: args.profiling.anomaly_profiling.then(|| {
@@ -129,30 +134,67 @@ struct Inner {
     db: MySqlPool,
     hot: Arc<HotStore>,
     cache: Arc<CacheSlot>,
+    /// Where the cache's mode came from. Written together with a swap, under this lock, so that
+    /// a reader never sees the new cache with the old origin.
+    mode_origin: RwLock<ModeOrigin>,
+    /// One flip at a time: the stored mode and the running one are changed in the same order.
+    flips: tokio::sync::Mutex<()>,
     latencies: Arc<LatencyWindow>,
     settings: Settings,
     limits: HttpLimits,
 }
 
 impl AppState {
-    /// With the default request-head limits ([`HttpLimits::default`]).
+    /// As `serve` builds it: the cache in the mode a runtime flip stored in MySQL, if there is
+    /// one (announced at WARN), else in `settings.cache.mode`. Fails when the stored mode cannot
+    /// be read, rather than silently start in the environment's mode ([`cache_mode::restore`]).
+    pub async fn restore(
+        db: MySqlPool,
+        hot: HotStore,
+        settings: Settings,
+        limits: HttpLimits,
+    ) -> anyhow::Result<Self> {
+        let (mode, origin) = cache_mode::restore(&db, settings.cache.mode).await?;
+        Ok(Self::build(db, hot, settings, limits, mode, origin))
+    }
+
+    /// In `settings.cache.mode`, without looking for a stored runtime flip (tests and tools;
+    /// `serve` uses [`AppState::restore`]). With the default request-head limits.
     pub fn new(db: MySqlPool, hot: HotStore, settings: Settings) -> Self {
         Self::with_limits(db, hot, settings, HttpLimits::default())
     }
 
+    /// As [`AppState::new`], with `limits`.
     pub fn with_limits(
         db: MySqlPool,
         hot: HotStore,
         settings: Settings,
         limits: HttpLimits,
     ) -> Self {
+        let mode = settings.cache.mode;
+        Self::build(db, hot, settings, limits, mode, ModeOrigin::ENVIRONMENT)
+    }
+
+    fn build(
+        db: MySqlPool,
+        hot: HotStore,
+        settings: Settings,
+        limits: HttpLimits,
+        mode: Mode,
+        origin: ModeOrigin,
+    ) -> Self {
         // Installs the process-wide recorder before the first request is counted.
         crate::metrics::global();
-        let cache = Arc::new(CacheSlot::new(settings.cache.clone()));
+        let cache = Arc::new(CacheSlot::new(leaklab_cache::Config {
+            mode,
+            ..settings.cache.clone()
+        }));
         Self(Arc::new(Inner {
             db,
             hot: Arc::new(hot),
             cache,
+            mode_origin: RwLock::new(origin),
+            flips: tokio::sync::Mutex::new(()),
             latencies: Arc::default(),
             settings,
             limits,
@@ -175,8 +217,36 @@ impl AppState {
         self.0.cache.get()
     }
 
-    pub fn swap_cache(&self, mode: Mode) -> Arc<ActivityCache> {
-        self.0.cache.swap(mode)
+    /// The cache in use and where its mode came from, read together.
+    pub fn cache_and_origin(&self) -> (Arc<ActivityCache>, ModeOrigin) {
+        let origin = self.0.mode_origin.read().expect("mode origin poisoned");
+        (self.0.cache.get(), *origin)
+    }
+
+    /// A runtime flip (`PUT /admin/cache`): stores `mode` in MySQL, then installs a new, empty
+    /// cache of that mode. If the store fails, nothing changes and the error says why (503 when
+    /// MySQL is unreachable). The flip runs as a task of its own, so a caller that goes away
+    /// mid-flip cannot leave the stored mode changed and the running one not.
+    pub async fn flip_cache(
+        &self,
+        mode: Mode,
+    ) -> Result<(Arc<ActivityCache>, ModeOrigin), AppError> {
+        use tracing::Instrument;
+        let state = self.clone();
+        let flip = async move {
+            let _one_at_a_time = state.0.flips.lock().await;
+            let at = cache_mode::store(state.db(), mode).await.map_err(|error| {
+                tracing::warn!(%mode, %error, "cache not swapped: the flip could not be stored");
+                AppError::from(error)
+            })?;
+            let mut origin = state.0.mode_origin.write().expect("mode origin poisoned");
+            let cache = state.0.cache.swap(mode);
+            *origin = ModeOrigin::runtime_flip(at);
+            Ok((cache, *origin))
+        };
+        tokio::spawn(flip.in_current_span())
+            .await
+            .map_err(|error| AppError::Internal(anyhow::Error::new(error).context("cache flip")))?
     }
 
     pub fn latencies(&self) -> &LatencyWindow {
@@ -194,10 +264,10 @@ impl AppState {
 
     /// Starts the sweeper and the Redis repairer; they stop when `shutdown` is cancelled.
     pub fn spawn_background(&self, shutdown: &CancellationToken) {
-        if !self.0.settings.cache_sweep_interval.is_zero() {
+        if !self.0.settings.cache_sweep.max_interval.is_zero() {
             tokio::spawn(cache_slot::run_sweeper(
                 self.0.cache.clone(),
-                self.0.settings.cache_sweep_interval,
+                self.0.settings.cache_sweep,
                 shutdown.clone(),
             ));
         }

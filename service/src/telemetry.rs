@@ -353,6 +353,12 @@ pub fn sample_as(root: &tracing::Span, origin: &tracing::Span) {
     }
 }
 
+/// Samples `root`, a new root span, whatever the root ratio: for the few roots a second that
+/// explain what many requests waited for (the cache sweep). Call it before `root` is entered.
+pub fn always_sample(root: &tracing::Span) {
+    RequestSampler::build_sampled(|| drop(root.context()));
+}
+
 /// True inside an unsampled request whose spans no layer takes.
 pub fn request_spans_off() -> bool {
     REQUEST_TRACE

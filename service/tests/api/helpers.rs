@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use leaklab_cache::Mode;
 use reservation_service::admission::LimitPolicy;
+use reservation_service::cache_slot::SweepPacing;
+use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
 use reservation_service::store::redis::{HotStore, RedisSettings};
 use serde_json::Value;
@@ -45,7 +47,10 @@ pub fn settings() -> Settings {
             capacity: 1_000,
             ttl: Some(Duration::from_secs(60)),
         },
-        cache_sweep_interval: Duration::from_millis(200),
+        cache_sweep: SweepPacing {
+            max_interval: Duration::from_millis(200),
+            lookups: 0,
+        },
         shutdown_grace: Duration::from_secs(2),
         profile_dir: std::env::temp_dir().join(format!("leaklab-profiles-{}", rand_suffix())),
         anomaly: None,
@@ -115,7 +120,10 @@ pub async fn spawn_app_aged(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let related = options.settings.related_activities;
-    let state = AppState::new(pool.clone(), hot, options.settings);
+    // As `serve` builds it: a runtime flip stored in this database wins over the settings' mode.
+    let state = AppState::restore(pool.clone(), hot, options.settings, HttpLimits::default())
+        .await
+        .expect("build the app state");
     if let Some(preage) = preage {
         reservation_service::preage::run(&pool, state.cache(), preage, related)
             .await

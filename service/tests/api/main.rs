@@ -4,6 +4,7 @@
 mod activities;
 mod admin;
 mod bad_input;
+mod cache_flip;
 mod faults;
 mod helpers;
 mod observability;

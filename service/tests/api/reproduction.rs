@@ -24,7 +24,7 @@ async fn lab_app(pool: MySqlPool, mode: Mode, hits: u64) -> TestApp {
     settings.cache.mode = mode;
     settings.cache.capacity = ACTIVITIES as usize;
     settings.cache.ttl = Some(Duration::from_secs(600));
-    settings.cache_sweep_interval = Duration::from_millis(100);
+    settings.cache_sweep.max_interval = Duration::from_millis(100);
     // Stalls are measured here as latency: a stalled debug build in a busy CI must not start
     // shedding (503) instead, which would end the test with a failed request.
     settings.max_in_flight = 100_000;

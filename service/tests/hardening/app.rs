@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use leaklab_cache::Mode;
 use reservation_service::admission::LimitPolicy;
+use reservation_service::cache_slot::SweepPacing;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
 use reservation_service::store::redis::{HotStore, RedisSettings};
@@ -30,7 +31,10 @@ pub fn settings() -> Settings {
             capacity: 1_000,
             ttl: Some(Duration::from_secs(60)),
         },
-        cache_sweep_interval: Duration::from_millis(200),
+        cache_sweep: SweepPacing {
+            max_interval: Duration::from_millis(200),
+            lookups: 0,
+        },
         shutdown_grace: Duration::from_secs(5),
         profile_dir: std::env::temp_dir().join(format!("leaklab-hardening-{}", unique())),
         anomaly: None,
