@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1.7
 # One Dockerfile, two images:
 #   docker build --target service  -t leaklab/reservation-service .
 #   docker build --target loadtest -t leaklab/loadtest .
 # Dependencies are compiled in their own layer (cargo-chef), so a source change rebuilds only
-# the workspace's crates.
+# the workspace's crates. No `# syntax=` line and no `RUN --mount`: the file must also build with
+# the classic builder (DOCKER_BUILDKIT=0, or Docker without buildx), and the cooked layer already
+# caches the dependencies those cache mounts were for.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
@@ -18,11 +19,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo chef cook --release --recipe-path recipe.json
+RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    cargo build --release --locked \
+RUN cargo build --release --locked \
         -p reservation-service --bin reservation-service \
         -p loadtest --bin loadtest \
  && mkdir -p /out \
@@ -37,8 +36,12 @@ RUN apt-get update \
 
 FROM runtime AS service
 COPY --from=builder /out/reservation-service /usr/local/bin/reservation-service
+# The anomaly profiler's captures: a directory the non-root user owns (under `/` it could not
+# write; they are served at /debug/profiles).
+RUN install -d -o 10001 -g 10001 /var/lib/leaklab /var/lib/leaklab/profiles
+WORKDIR /var/lib/leaklab
 USER 10001
-ENV LISTEN_ADDR=0.0.0.0:8080
+ENV LISTEN_ADDR=0.0.0.0:8080 PROFILE_DIR=/var/lib/leaklab/profiles
 EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=2s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
@@ -47,7 +50,10 @@ CMD ["serve"]
 
 FROM runtime AS loadtest
 COPY --from=builder /out/loadtest /usr/local/bin/loadtest
-USER 10001
+COPY deploy/loadtest/entrypoint.sh /usr/local/bin/loadtest-entrypoint
+# Starts as root only to step down to the owner of the mounted /reports (see the entrypoint);
+# the generator itself never runs as root unless that directory is root's.
+RUN install -d -o 10001 -g 10001 /reports
 WORKDIR /reports
-ENTRYPOINT ["loadtest"]
+ENTRYPOINT ["loadtest-entrypoint"]
 CMD ["--help"]
