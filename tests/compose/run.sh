@@ -44,6 +44,9 @@ mkdir -p "$LAB"
   xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' | tar --null -T - -cf -) | tar -C "$LAB" -xf -
 chown -R "$E2E_USER:" "$LAB"
 
+# This machine's own MariaDB and Redis hold 3306 and 6379: publish the lab's elsewhere, as the
+# compose file tells such a user to.
+export LAB_MYSQL_PORT=${LAB_MYSQL_PORT:-23306} LAB_REDIS_PORT=${LAB_REDIS_PORT:-26379}
 # The variables a user could have set, passed through su's clean environment.
 PASS_ENV=()
 for v in $(compgen -e); do

@@ -2,16 +2,20 @@
 //! incident team used pprof and the Go tool Holmes.
 
 pub mod anomaly;
+pub mod capture;
 pub mod cpu;
 pub mod heap;
+pub mod memory;
 pub mod process;
 pub mod window;
 
 /// Why a profile could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("a CPU profile is already being taken; try again when it ends")]
+    #[error("a profile is already being taken; try again when it ends")]
     Busy,
+    #[error("not taking a profile now: {0}")]
+    NoHeadroom(memory::Refusal),
     #[error("heap profiling is not available: {0}")]
     HeapUnavailable(&'static str),
     #[error("profiling failed: {0}")]
@@ -24,6 +28,11 @@ impl From<ProfileError> for crate::error::AppError {
         match err {
             ProfileError::Busy => crate::error::AppError::Conflict {
                 code: "profile_in_progress",
+                message: err.to_string(),
+            },
+            ProfileError::NoHeadroom(_) => crate::error::AppError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "profile_memory_headroom",
                 message: err.to_string(),
             },
             ProfileError::HeapUnavailable(_) => crate::error::AppError::Rejected {

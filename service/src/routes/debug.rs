@@ -13,6 +13,7 @@ use super::admin::Admin;
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{Path, Query};
 use crate::profiling::anomaly::list_dumps;
+use crate::profiling::capture::Capture;
 use crate::profiling::cpu::{self, Format};
 use crate::profiling::heap;
 use crate::startup::AppState;
@@ -72,7 +73,8 @@ fn profile_response(body: Vec<u8>, format: Format, pprof_name: &str) -> Response
         (status = 200, description = "CPU profile"),
         (status = 400, description = "Bad seconds or format", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
-        (status = 409, description = "Another CPU profile is running", body = ErrorBody),
+        (status = 409, description = "Another profile is being taken", body = ErrorBody),
+        (status = 503, description = "Too close to the memory limit to take one", body = ErrorBody),
     ))]
 pub async fn cpu_profile(
     _: Admin,
@@ -86,7 +88,9 @@ pub async fn cpu_profile(
         ));
     }
     let format = format(query.format.as_deref())?;
-    let body = cpu::profile(Duration::from_secs(seconds), format).await?;
+    let capture = Capture::begin()?;
+    let body = cpu::profile(&capture, Duration::from_secs(seconds), format).await?;
+    capture.finish().await;
     Ok(profile_response(body, format, "cpu.pb"))
 }
 
@@ -103,10 +107,14 @@ pub struct HeapQuery {
         (status = 400, description = "Bad format", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 501, description = "Not running on jemalloc with profiling", body = ErrorBody),
+        (status = 503, description = "Too close to the memory limit to take one", body = ErrorBody),
     ))]
 pub async fn heap_profile(_: Admin, Query(query): Query<HeapQuery>) -> Result<Response, AppError> {
     let format = format(query.format.as_deref())?;
-    let body = heap::profile(format).await?;
+    // Waits rather than refuses: a heap profile takes well under a second once its turn comes.
+    let capture = Capture::wait().await?;
+    let body = heap::profile(&capture, format).await?;
+    capture.finish().await;
     Ok(profile_response(body, format, "heap.pb.gz"))
 }
 
