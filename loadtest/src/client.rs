@@ -17,58 +17,16 @@ use hyper::header::{HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::http1::{Http1Conn, Http1Error, Response, write_request};
-use crate::trace::TraceCtx;
+use crate::model::{OpKind, TraceCtx};
 use crate::verify::record::{self, Recorder};
-use crate::workload::{Op, OpKind};
 
-/// How a request ended, per the incident's service level definitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    /// Any non-5xx answer (4xx included) complete within the quota.
-    Good,
-    /// No complete answer within the quota (including never getting a connection).
-    Timeout,
-    /// A 5xx answer within the quota.
-    ServerError,
-    /// Connect failure, reset, or malformed response.
-    Connection,
-    /// Never sent because the generator itself fell behind by more than the
-    /// quota; excluded from availability and reported as a generator fault.
-    Dropped,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Outcome {
-    /// Intended send time as an offset from the run start.
-    pub intended: Duration,
-    /// Response-complete (or give-up) time minus intended send time.
-    pub latency: Duration,
-    /// When a connection actually took the request; `None` if it never did.
-    pub sent_at: Option<Duration>,
-    pub class: Class,
-    /// HTTP status, 0 when there was no answer.
-    pub status: u16,
-    /// The scheduler dispatched it later than `--lag-threshold`.
-    pub late: bool,
-    pub op: Op,
-    pub trace: TraceCtx,
-}
-
-/// A scheduled request on its way to a worker.
-#[derive(Debug, Clone, Copy)]
-pub struct Job {
-    pub intended: Instant,
-    pub op: Op,
-    pub late: bool,
-}
+pub use crate::model::{Class, Job, Outcome};
 
 /// A plain-HTTP target resolved once at start-up.
 #[derive(Debug, Clone)]

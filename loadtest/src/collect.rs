@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
-use crate::client::Outcome;
+use crate::model::Outcome;
 use crate::recording::{
     Counts, LatencyStats, Recording, Window, encode_hist, has_latency, new_hist,
 };
@@ -179,9 +179,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Class;
-    use crate::trace::TraceCtx;
-    use crate::workload::{Op, OpKind};
+    use crate::model::{Class, Op, OpKind, TraceCtx};
 
     fn outcome(intended_ms: u64, latency_ms: u64, class: Class) -> Outcome {
         Outcome {

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::trace::{TraceCtx, parse_trace_id};
-use crate::workload::Op;
+use crate::model::{Op, TraceCtx};
+use crate::trace::parse_trace_id;
 
 /// Enough for any sane response head; more is a malformed response.
 const MAX_HEADERS: usize = 64;
@@ -271,7 +271,7 @@ impl Http1Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::OpKind;
+    use crate::model::OpKind;
     use tokio::net::TcpListener;
 
     /// A server that reads one request then writes `reply` (and keeps the socket open).

@@ -33,6 +33,7 @@ pub mod error;
 pub mod flip;
 pub mod http1;
 pub mod merge;
+pub mod model;
 pub mod progress;
 pub mod recording;
 pub mod report;

@@ -12,8 +12,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Class, Outcome};
 use crate::error::{Error, Result};
+use crate::model::{Class, Outcome};
 
 /// 1 µs .. 60 s at 3 significant figures: fine enough to tell 249.9 ms from 250.1 ms.
 pub const HIST_LOW_US: u64 = 1;

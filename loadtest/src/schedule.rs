@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::client::{Class, Job, Outcome};
 use crate::error::{Error, Result};
+use crate::model::{Class, Job, Outcome, TraceCtx};
 use crate::recording::{LatencyStats, new_hist};
-use crate::trace::TraceCtx;
 use crate::util;
 use crate::workload::Workload;
 

@@ -1,38 +1,11 @@
 //! W3C trace context for each request, and the trace ids the report links to.
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Class, Outcome};
+use crate::model::{Class, Outcome};
 use crate::util;
 
-/// A trace id with its sampled flag. Ids come from an entropy-seeded RNG, not
-/// from `--seed`: two runs with the same workload must not reuse trace ids in
-/// the same Jaeger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceCtx {
-    pub trace_id: u128,
-    pub span_id: u64,
-    pub sampled: bool,
-}
-
-impl TraceCtx {
-    pub fn random<R: Rng>(rng: &mut R, sample: f64) -> Self {
-        TraceCtx {
-            // All-zero ids are invalid in W3C trace context.
-            trace_id: rng.random::<u128>() | 1,
-            span_id: rng.random::<u64>() | 1,
-            sampled: sample >= 1.0 || rng.random::<f64>() < sample,
-        }
-    }
-
-    pub fn traceparent(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.sampled as u8
-        )
-    }
-}
+pub use crate::model::TraceCtx;
 
 /// Trace id carried by a `traceparent` (version-traceid-spanid-flags) or a bare
 /// 32-hex-digit `x-trace-id`.
@@ -179,15 +152,5 @@ mod tests {
             Some(0x4bf92f3577b34da6a3ce929d0e0e4736)
         );
         assert_eq!(parse_trace_id(b"garbage"), None);
-    }
-
-    #[test]
-    fn sampling_ratio_is_respected() {
-        let mut rng = rand::rng();
-        let n = (0..10_000)
-            .filter(|_| TraceCtx::random(&mut rng, 0.1).sampled)
-            .count();
-        assert!((700..1300).contains(&n), "{n}");
-        assert!((0..100).all(|_| !TraceCtx::random(&mut rng, 0.0).sampled));
     }
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub use crate::model::{Op, OpKind};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
@@ -19,58 +21,6 @@ pub enum Scenario {
     Reserve,
     /// 90 % page reads, 7 % reservations, 3 % cancellations of recent reservations.
     Mix,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OpKind {
-    Page,
-    Reserve,
-    Cancel,
-}
-
-impl OpKind {
-    pub fn method(self) -> &'static str {
-        match self {
-            OpKind::Page => "GET",
-            OpKind::Reserve => "PUT",
-            OpKind::Cancel => "DELETE",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Op {
-    pub kind: OpKind,
-    pub activity: u32,
-    pub user: u32,
-}
-
-impl Op {
-    /// Path and query relative to the target's base path.
-    pub fn path(&self) -> String {
-        let mut out = Vec::with_capacity(48);
-        let _ = self.write_path(&mut out);
-        String::from_utf8(out).expect("ASCII by construction")
-    }
-
-    /// Same as [`Op::path`], into a reused buffer (the per-request path).
-    pub fn write_path(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        match self.kind {
-            OpKind::Page => write!(
-                out,
-                "/v1/activities/{}/page?user_id={}",
-                self.activity, self.user
-            ),
-            OpKind::Reserve | OpKind::Cancel => {
-                write!(
-                    out,
-                    "/v1/activities/{}/reservations/{}",
-                    self.activity, self.user
-                )
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -200,22 +150,5 @@ mod tests {
         assert!(hot > 20_000 / 4, "hot={hot}");
         let pages = ops.iter().filter(|o| o.kind == OpKind::Page).count();
         assert!((17_000..19_000).contains(&pages), "pages={pages}");
-    }
-
-    #[test]
-    fn paths_match_the_service_contract() {
-        let op = Op {
-            kind: OpKind::Page,
-            activity: 3,
-            user: 9,
-        };
-        assert_eq!(op.path(), "/v1/activities/3/page?user_id=9");
-        let op = Op {
-            kind: OpKind::Cancel,
-            activity: 3,
-            user: 9,
-        };
-        assert_eq!(op.path(), "/v1/activities/3/reservations/9");
-        assert_eq!(op.kind.method(), "DELETE");
     }
 }

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::Class;
-use crate::workload::{Op, OpKind};
+use crate::model::{Class, Op, OpKind};
 
 /// A reservation's state as the service reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

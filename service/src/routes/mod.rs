@@ -148,7 +148,8 @@ fn finish(routes: Router<AppState>, openapi: utoipa::openapi::OpenApi, state: Ap
         .layer(axum::middleware::from_fn(move |request, next| {
             crate::server::enforce(limits, request, next)
         }))
-        // Outermost: the server span times everything and sees every final status.
+        // Second from the outside, inside only `metrics::track` (the last `.layer()` is the
+        // outermost): the server span times everything else and sees every final status.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::telemetry::http::trace_request,

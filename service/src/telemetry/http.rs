@@ -25,7 +25,8 @@ use crate::startup::AppState;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Middleware (`axum::middleware::from_fn_with_state`) to put outside every other layer, so that
+/// Middleware (`axum::middleware::from_fn_with_state`) to put outside every other layer but
+/// `metrics::track` (which is outermost, to read the trace id the response carries), so that
 /// the span sees the final status, including the quota's 504 and the shed's 503.
 ///
 /// The sampler runs first, before any span exists: an unsampled request (99 % at the default
