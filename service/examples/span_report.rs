@@ -1,7 +1,8 @@
 //! An OTLP/gRPC receiver for lab runs where no Jaeger runs: it keeps the spans it receives and,
 //! on SIGINT or SIGTERM, writes what a user would read off Jaeger — per span name the count and
 //! duration percentiles, and the slowest request traces as span trees — to `<out>/spans.json`
-//! and `<out>/slowest-traces.txt`.
+//! and `<out>/slowest-traces.txt`, and the requests that waited longest for the cache lock to
+//! `<out>/lock-wait-traces.txt`.
 //!
 //! `cargo run --release -p reservation-service --example span_report -- 127.0.0.1:14317 out/`
 
@@ -137,11 +138,32 @@ fn summary(spans: &[SpanRecord]) -> serde_json::Value {
 
 /// The slowest HTTP server spans, each printed with its descendants, indented, in start order.
 fn slowest_traces(spans: &[SpanRecord]) -> String {
+    print_traces(spans, |server| server.duration_ns)
+}
+
+/// The request traces that waited longest for the cache lock, printed as [`slowest_traces`]
+/// does. The slowest requests are often not these: a request stalled behind a blocked runtime
+/// worker shows its time in a Redis or MySQL span, the symptom that misled the incident team.
+fn lock_wait_traces(spans: &[SpanRecord]) -> String {
+    let mut waits: HashMap<&str, u64> = HashMap::new();
+    for span in spans {
+        if let Some(wait) = attr(span, "cache.lock_wait_us").and_then(|w| w.parse::<u64>().ok()) {
+            let max = waits.entry(span.trace_id.as_str()).or_default();
+            *max = (*max).max(wait);
+        }
+    }
+    print_traces(spans, |server| {
+        waits.get(server.trace_id.as_str()).copied().unwrap_or(0)
+    })
+}
+
+/// The `SLOWEST` HTTP server spans ranked by `key`, each with its descendants.
+fn print_traces(spans: &[SpanRecord], key: impl Fn(&SpanRecord) -> u64) -> String {
     let mut servers: Vec<&SpanRecord> = spans
         .iter()
         .filter(|s| attr(s, "http.request.method").is_some())
         .collect();
-    servers.sort_by_key(|s| std::cmp::Reverse(s.duration_ns));
+    servers.sort_by_key(|s| std::cmp::Reverse(key(s)));
     let mut out = String::new();
     for root in servers.into_iter().take(SLOWEST) {
         let _ = writeln!(out, "trace {}", root.trace_id);
@@ -225,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
         serde_json::to_vec_pretty(&summary(&spans))?,
     )?;
     std::fs::write(out.join("slowest-traces.txt"), slowest_traces(&spans))?;
+    std::fs::write(out.join("lock-wait-traces.txt"), lock_wait_traces(&spans))?;
     eprintln!(
         "span_report: {} spans written to {}",
         spans.len(),

@@ -5,7 +5,7 @@
 //! the whole frequency list under the cache lock, so in `leaky` mode its cost grows with every
 //! leaked node and requests that need the cache wait behind it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use leaklab_cache::{Cache, Config, Mode, SweepReport};
@@ -112,12 +112,18 @@ pub async fn run_sweeper(slot: Arc<CacheSlot>, pacing: SweepPacing, shutdown: Ca
             }),
         }
         last = SweepMark::now(&cache);
+        if !Arc::ptr_eq(&cache, &slot.get()) {
+            // Swapped out while being swept: this may be the last reference to millions of nodes.
+            tokio::task::spawn_blocking(move || drop(cache));
+        }
     }
 }
 
-/// Where the last sweep left off: the cache it swept, its lookup count and the time.
+/// Where the last sweep left off: the cache it swept, its lookup count and the time. Only a weak
+/// reference: after a swap the old cache must be freed where `CacheSlot::swap` frees it (a
+/// blocking thread), not here on a runtime worker, which freeing millions of nodes would stall.
 struct SweepMark {
-    cache: Arc<ActivityCache>,
+    cache: Weak<ActivityCache>,
     lookups: u64,
     at: tokio::time::Instant,
 }
@@ -125,7 +131,7 @@ struct SweepMark {
 impl SweepMark {
     fn now(cache: &Arc<ActivityCache>) -> Self {
         Self {
-            cache: cache.clone(),
+            cache: Arc::downgrade(cache),
             lookups: lookups(cache),
             at: tokio::time::Instant::now(),
         }
@@ -147,7 +153,7 @@ async fn sweep_due(slot: &CacheSlot, pacing: SweepPacing, last: &SweepMark) -> A
             return cache;
         }
         if pacing.lookups > 0 {
-            let base = if Arc::ptr_eq(&cache, &last.cache) {
+            let base = if Weak::ptr_eq(&Arc::downgrade(&cache), &last.cache) {
                 last.lookups
             } else {
                 0

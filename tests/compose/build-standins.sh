@@ -20,6 +20,8 @@ build() { # build TAG DIR
 # The Jaeger stand-in runs the project's own OTLP receiver, built here on the host (the toolchain
 # is here, and the binary links against the same bookworm glibc as the image).
 build_span_report() {
+	command -v cargo >/dev/null ||
+		die "no cargo on PATH (under sudo, PATH is root's: sudo env PATH=\"\$PATH\" $0)"
 	# A debug build: it receives a few hundred spans a second at most, and CI has just built
 	# the workspace's examples in that profile (`cargo test`), so this costs seconds, not a
 	# release build of the whole dependency tree.

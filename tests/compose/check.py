@@ -133,7 +133,7 @@ def main() -> int:
               f"{name}: restarts {c['RestartCount']}, OOM-killed {state.get('OOMKilled')}")
 
     spans_file = ev / "spans" / "spans.json"
-    trees_file = ev / "spans" / "slowest-traces.txt"
+    trees_file = ev / "spans" / "lock-wait-traces.txt"
     if spans_file.is_file() and trees_file.is_file():
         by_name = {row["span"]: row for row in json.loads(spans_file.read_text())["by_name"]}
         sweep = by_name.get("cache.sweep")

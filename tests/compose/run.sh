@@ -37,11 +37,13 @@ getent group docker >/dev/null || groupadd --system docker
 id "$E2E_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --groups docker "$E2E_USER"
 E2E_UID=$(id -u "$E2E_USER")
 LAB=$(getent passwd "$E2E_USER" | cut -d: -f6)/leaklab
+chmod 755 "$(dirname "$LAB")"
 rm -rf "$LAB"
 mkdir -p "$LAB"
 # What a clone holds: tracked files and new ones not ignored, as they are in this work tree.
 (cd "$REPO_ROOT" && git ls-files -z --cached --others --exclude-standard |
-  xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' | tar --null -T - -cf -) | tar -C "$LAB" -xf -
+  xargs -0 sh -c 'for f; do if [ -e "$f" ]; then printf "%s\0" "$f"; fi; done' files |
+  tar --null -T - -cf -) | tar -C "$LAB" -xf -
 chown -R "$E2E_USER:" "$LAB"
 
 # This machine's own MariaDB and Redis hold 3306 and 6379: publish the lab's elsewhere, as the
@@ -52,7 +54,13 @@ PASS_ENV=()
 for v in $(compgen -e); do
   case $v in CACHE_* | SERVICE_MEMORY | LOAD_* | ADMIN_TOKEN | RUST_LOG | LAB_*) PASS_ENV+=("$v=${!v}") ;; esac
 done
-as_user() { su "$E2E_USER" -s /bin/bash -c 'cd "$0" && exec env "$@"' "$LAB" "${PASS_ENV[@]}" "$@"; }
+E2E_HOME=$(getent passwd "$E2E_USER" | cut -d: -f6)
+# runuser, not su: su would read compose's -p and -f as its own options. A clean environment,
+# as the user's login would have, plus what they chose to set.
+as_user() {
+  runuser -u "$E2E_USER" -- env -i HOME="$E2E_HOME" USER="$E2E_USER" PATH="/usr/local/bin:/usr/bin:/bin" \
+    "${PASS_ENV[@]}" bash -c 'cd "$1" && shift && exec "$@"' as_user "$LAB" "$@"
+}
 compose() { as_user "$COMPOSE" -p "$PROJECT" -f docker-compose.yml -f tests/compose/standins.yml "$@"; }
 
 cleanup() {
@@ -74,7 +82,14 @@ compose config >"$OUT/compose-config.yml"
 
 log "docker compose up (the default flow; the load generator runs for 3 m 20 s after the service is ready)"
 start=$SECONDS
-compose up -d 2>&1 | tee "$OUT/up.log"
+# up -d returns once every container has started, which for the load generator means once the
+# service is healthy (after its pre-age): a dependency that never gets there fails it here.
+if ! compose up -d >"$OUT/up.log" 2>&1; then
+  cat "$OUT/up.log" >&2
+  compose ps -a >&2 || true
+  compose logs --tail 20 service seed >&2 || true
+  die "docker compose up failed"
+fi
 sampler() { # each container's memory every 5 s, for the peak figures
   while sleep 5; do
     docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT") >>"$OUT/memory.log" 2>/dev/null || true
@@ -125,10 +140,9 @@ cp -a "$LAB/reports/spans" "$OUT/spans" 2>/dev/null || true
 # check.py reads ownership from the copy: keep the owner the container gave the files.
 stat -c '%u %n' "$LAB"/reports/latest/* >"$OUT/report-owners.txt"
 
-set +e
-python3 "$REPO_ROOT/tests/compose/check.py" "$OUT" --owner "$E2E_UID" | tee "$OUT/check.txt"
-status=${PIPESTATUS[0]}
-set -e
+status=0
+python3 "$REPO_ROOT/tests/compose/check.py" "$OUT" --owner "$E2E_UID" >"$OUT/check.txt" || status=$?
+cat "$OUT/check.txt"
 python3 - "$OUT" <<'EOF' | tee -a "$OUT/check.txt"
 import json, sys, re
 out = sys.argv[1]

@@ -163,6 +163,8 @@ build_rust() {
 	# the whole 600 MB toolchain into a second layer.
 	chmod -R a+w "$ctx/toolchain"
 	# Without the host's CA bundle, cargo inside the build cannot reach crates.io from here.
+	[ -s /etc/ssl/certs/ca-certificates.crt ] ||
+		die "no /etc/ssl/certs/ca-certificates.crt on this host (apt-get install ca-certificates)"
 	cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-bundle.crt"
 	local tc=/usr/local/rustup/toolchains/$release-$triple
 	cat >"$ctx/Dockerfile" <<-DOCKERFILE

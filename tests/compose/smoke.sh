@@ -5,18 +5,24 @@
 # Runs as its own compose project (leaklab-smoke), so a `leaklab` stack is left alone.
 #
 #   sudo tests/compose/setup-docker.sh && sudo tests/compose/build-standins.sh
-#   sudo tests/compose/smoke.sh            # KEEP=1: leave the stack running for a look
+#   sudo tests/compose/smoke.sh    # KEEP=1: leave the stack running; BUILD=0: use existing images
 set -Eeuo pipefail
 source "$(dirname "$0")/lib.sh"
 require_docker
 [ -x "$COMPOSE" ] || die "no $COMPOSE: run tests/compose/setup-docker.sh first"
 
-export STANDIN_SPANS_DIR=${STANDIN_SPANS_DIR:-$(mktemp -d /tmp/leaklab-smoke-spans.XXXXXX)}
+own_spans_dir=
+if [ -z "${STANDIN_SPANS_DIR:-}" ]; then
+	STANDIN_SPANS_DIR=$(mktemp -d /tmp/leaklab-smoke-spans.XXXXXX)
+	own_spans_dir=1
+fi
+export STANDIN_SPANS_DIR
 files=(-f "$REPO_ROOT/docker-compose.yml" -f "$REPO_ROOT/tests/compose/standins.yml")
-# The host's own MariaDB/Redis on 3306/6379 would make `up` fail: move the published ports then.
+# The host's own MariaDB/Redis (the ones `cargo test` uses) hold 3306/6379 here, and `up` would
+# fail with "address already in use": publish the stack's elsewhere, as docker-compose.yml allows.
 if ss -ltn '( sport = :3306 or sport = :6379 )' | grep -q LISTEN; then
-	log "3306/6379 taken on this host: publishing mysql/redis on ${HOST_MYSQL_PORT:-13306}/${HOST_REDIS_PORT:-16379}"
-	files+=(-f "$REPO_ROOT/tests/compose/host-ports.yml")
+	export LAB_MYSQL_PORT=${LAB_MYSQL_PORT:-13306} LAB_REDIS_PORT=${LAB_REDIS_PORT:-16379}
+	log "3306/6379 taken on this host: publishing mysql/redis on $LAB_MYSQL_PORT/$LAB_REDIS_PORT"
 fi
 dc() { "$COMPOSE" -p leaklab-smoke "${files[@]}" "$@"; }
 
@@ -26,6 +32,7 @@ teardown() {
 		return
 	fi
 	dc down -v --remove-orphans >/dev/null 2>&1 || true
+	[ -z "$own_spans_dir" ] || rm -rf "$STANDIN_SPANS_DIR"
 }
 trap teardown EXIT
 
@@ -34,7 +41,11 @@ on_net() { # on_net CMD...: run CMD in a throwaway container on the stack's netw
 	docker run --rm --network leaklab-smoke_default debian:bookworm-slim "$@"
 }
 
-timed "compose build (real Dockerfile)" dc build
+if [ "${BUILD:-1}" = 1 ]; then
+	timed "compose build (real Dockerfile)" dc build
+else
+	log "BUILD=0: using the existing leaklab/* images"
+fi
 timed "up -d --wait mysql redis prometheus jaeger" dc up -d --wait --wait-timeout 300 mysql redis prometheus jaeger
 timed "up seed" dc up --no-log-prefix seed
 [ "$(docker inspect -f '{{.State.ExitCode}}' "$(cid seed)")" = 0 ] || die "seed exited non-zero (see its output above)"
@@ -45,7 +56,7 @@ activities=$(dc exec -T mysql mysql -uroot -N -e 'SELECT COUNT(*) FROM leaklab.a
 dc exec -T mysql mysql -uroot -N -e 'SHOW DATABASES' | grep -qx test || die "init.sql did not run (no database test)"
 log "mysql: healthy, 10000 activities seeded, init.sql ran"
 
-[ "$(on_net sh -c 'exec 3<>/dev/tcp/redis/6379; printf "PING\r\n" >&3; head -c 5 <&3')" = +PONG ] ||
+[ "$(on_net bash -c 'exec 3<>/dev/tcp/redis/6379; printf "PING\r\n" >&3; head -c 5 <&3')" = +PONG ] ||
 	die "redis does not answer PING over the compose network"
 log "redis: PONG over the network"
 

@@ -81,8 +81,8 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} MiB resident and a capture measured at up to {} MiB would leave less than {} MiB \
-             below the {} MiB memory limit",
+            "{} MiB resident plus the {} MiB a capture is expected to add would leave less than \
+             {} MiB below the {} MiB memory limit",
             self.rss / MIB,
             self.cost / MIB,
             self.margin / MIB,
