@@ -35,7 +35,8 @@ pub fn settings() -> Settings {
             max_interval: Duration::from_millis(200),
             lookups: 0,
         },
-        shutdown_grace: Duration::from_secs(5),
+        // Room for the shutdown test's in-flight profile (admin_listener.rs).
+        shutdown_grace: Duration::from_secs(20),
         profile_dir: std::env::temp_dir().join(format!("leaklab-hardening-{}", unique())),
         anomaly: None,
         request_sampler: None,
