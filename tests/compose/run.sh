@@ -97,7 +97,8 @@ sampler() { # each container's memory every 5 s, for the peak figures
 }
 sampler &
 SAMPLER=$!
-trap 'kill $SAMPLER 2>/dev/null || true; cleanup' EXIT
+# cleanup reads the script's exit status from $?: stop the sampler without overwriting it.
+trap 'rc=$?; kill $SAMPLER 2>/dev/null; (exit $rc); cleanup' EXIT
 
 loadtest=
 while [ $((SECONDS - start)) -lt "$E2E_TIMEOUT" ]; do
