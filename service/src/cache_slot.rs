@@ -144,33 +144,31 @@ fn lookups(cache: &Arc<ActivityCache>) -> u64 {
 }
 
 /// Waits until a sweep is due and returns the cache to sweep: the current one, which a swap may
-/// have replaced since the last sweep (its count then starts from zero).
+/// have replaced since the last sweep (its count then starts from zero). No reference to a cache
+/// is held while waiting: after a swap, this task must not be the one left to free the old cache.
 async fn sweep_due(slot: &CacheSlot, pacing: SweepPacing, last: &SweepMark) -> Arc<ActivityCache> {
     let deadline = last.at + pacing.max_interval;
     loop {
-        let cache = slot.get();
-        if tokio::time::Instant::now() >= deadline {
-            return cache;
-        }
-        if pacing.lookups > 0 {
-            let base = if Weak::ptr_eq(&Arc::downgrade(&cache), &last.cache) {
-                last.lookups
-            } else {
-                0
-            };
-            if lookups(&cache).saturating_sub(base) >= pacing.lookups {
-                return cache;
-            }
-            let poll = tokio::time::sleep(PACING_POLL);
-            tokio::select! {
-                _ = poll => {}
-                _ = tokio::time::sleep_until(deadline) => return slot.get(),
-            }
-        } else {
-            tokio::time::sleep_until(deadline).await;
+        let now = tokio::time::Instant::now();
+        if now >= deadline || (pacing.lookups > 0 && lookups_due(&slot.get(), pacing, last)) {
             return slot.get();
         }
+        let wake = if pacing.lookups > 0 {
+            (now + PACING_POLL).min(deadline)
+        } else {
+            deadline
+        };
+        tokio::time::sleep_until(wake).await;
     }
+}
+
+fn lookups_due(cache: &Arc<ActivityCache>, pacing: SweepPacing, last: &SweepMark) -> bool {
+    let base = if Weak::ptr_eq(&Arc::downgrade(cache), &last.cache) {
+        last.lookups
+    } else {
+        0
+    };
+    lookups(cache).saturating_sub(base) >= pacing.lookups
 }
 
 fn record_sweep(span: &tracing::Span, mode: Mode, report: &SweepReport) {
