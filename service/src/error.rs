@@ -1,5 +1,6 @@
 //! One error type for every handler, one JSON shape for every failure:
-//! `{"error":{"code":"not_found","message":"..."}}`.
+//! `{"error":{"code":"not_found","message":"..."}}`, whose body and codes are the contract shared
+//! with the load generator ([`leaklab_contract`]).
 //!
 //! Variants split "your input is wrong" (4xx) from "something broke" (5xx); the latter keep their
 //! cause for the log and never leak it to the client.
@@ -7,24 +8,23 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+pub use leaklab_contract::{ErrorBody, ErrorCode, ErrorDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("{0}")]
     Validation(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// A rejection from an extractor that already knows its status (413, 415, ...).
     #[error("{message}")]
     Rejected {
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     #[error("missing or invalid bearer token")]
@@ -39,24 +39,8 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: `bad_request`, `invalid_path`, `invalid_query`, `malformed_json`,
-    /// `validation_failed`, `not_found`, `activity_full`, `activity_closed`, `payload_too_large`,
-    /// `unsupported_media_type`, `method_not_allowed`, `uri_too_long` (414),
-    /// `headers_too_large` (431), `unauthorized`, `dependency_unavailable`, `overloaded`,
-    /// `quota_exceeded`, `internal`.
-    pub code: String,
-    pub message: String,
-}
-
 impl AppError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -77,18 +61,18 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Rejected { code, .. } => code,
-            Self::Validation(_) => "validation_failed",
-            Self::NotFound(_) => "not_found",
-            Self::Unauthorized => "unauthorized",
-            Self::DependencyUnavailable(..) => "dependency_unavailable",
-            Self::Overloaded => "overloaded",
-            Self::QuotaExceeded(_) => "quota_exceeded",
-            Self::Internal(_) => "internal",
+            | Self::Rejected { code, .. } => *code,
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::DependencyUnavailable(..) => ErrorCode::DependencyUnavailable,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -140,16 +124,14 @@ impl IntoResponse for AppError {
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code().to_owned(),
+                code: self.code(),
                 message: self.to_string(),
             },
         };
         let mut response = (status, Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(self.code()));
+        // Left on the response so that middleware (logs, metrics, spans) can tell error classes
+        // apart without parsing the body.
+        response.extensions_mut().insert(self.code());
         response
     }
 }
-
-/// Left on error responses so that middleware (logs, metrics, spans) can tell error classes apart.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);

@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(AppError))]
@@ -25,30 +25,32 @@ impl From<JsonRejection> for AppError {
         let message = rejection.body_text();
         match rejection {
             JsonRejection::JsonDataError(_) => AppError::Validation(message),
-            JsonRejection::JsonSyntaxError(_) => AppError::bad_request("malformed_json", message),
+            JsonRejection::JsonSyntaxError(_) => {
+                AppError::bad_request(ErrorCode::MalformedJson, message)
+            }
             JsonRejection::MissingJsonContentType(_) => AppError::Rejected {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code: "unsupported_media_type",
+                code: ErrorCode::UnsupportedMediaType,
                 message,
             },
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::Rejected {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "payload_too_large",
+                code: ErrorCode::PayloadTooLarge,
                 message,
             },
-            _ => AppError::bad_request("bad_request", message),
+            _ => AppError::bad_request(ErrorCode::BadRequest, message),
         }
     }
 }
 
 impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
-        AppError::bad_request("invalid_path", rejection.body_text())
+        AppError::bad_request(ErrorCode::InvalidPath, rejection.body_text())
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        AppError::bad_request("invalid_query", rejection.body_text())
+        AppError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }

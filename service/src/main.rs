@@ -34,11 +34,11 @@ async fn main() -> anyhow::Result<()> {
             if !args.skip_migrations {
                 startup::migrate(&pool).await?;
             }
-            let hot = startup::hot_store(&args.redis)?;
+            let redis = startup::redis_store(&args.redis)?;
             let related = settings.related_activities;
             // After the migrations, before pre-ageing: a runtime flip stored in MySQL wins over
             // CACHE_MODE (said at WARN), and pre-ageing then ages the mode restored.
-            let state = AppState::restore(pool, hot, settings, limits).await?;
+            let state = AppState::restore(pool, redis, settings, limits).await?;
             if args.cache.cache_preage_hits > 0 {
                 tracing::info!(
                     hits = args.cache.cache_preage_hits,

@@ -284,14 +284,18 @@ pub async fn track(
     if response
         .extensions()
         .get::<crate::error::ErrorCode>()
-        .is_some_and(|c| c.0 == "overloaded")
+        .is_some_and(|&c| c == crate::error::ErrorCode::Overloaded)
     {
         record_shed();
     }
-    state.latencies().record(elapsed, || {
-        let traceparent = response.headers().get(TRACEPARENT);
-        traceparent_trace_id(traceparent.or(caller_traceparent.as_ref())?)
-    });
+    // Only the API feeds the anomaly profiler's latency window: a 30-s `/debug/pprof/profile`
+    // or a slow scrape is not the service getting slow, and would fire a capture of its own.
+    if route.starts_with("/v1/") {
+        state.latencies().record(elapsed, || {
+            let traceparent = response.headers().get(TRACEPARENT);
+            traceparent_trace_id(traceparent.or(caller_traceparent.as_ref())?)
+        });
+    }
     response
 }
 

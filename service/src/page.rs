@@ -45,7 +45,7 @@ pub struct PageUser {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageSources {
     pub activity: Source,
-    pub hot_state: Source,
+    pub cached_reservation: Source,
 }
 
 pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Page, AppError> {
@@ -54,7 +54,8 @@ pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Pa
         .await?
         .ok_or_else(|| AppError::NotFound(format!("activity {activity_id} does not exist")))?;
     let related = related(state, &*cache, &summary.related_ids).await?;
-    let (reserved_count, reservation, hot_source) = hot_state(state, activity_id, user_id).await?;
+    let (reserved_count, reservation, hot_source) =
+        cached_reservation(state, activity_id, user_id).await?;
     Ok(Page {
         activity: summary.activity.clone(),
         reserved_count,
@@ -65,7 +66,7 @@ pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Pa
         related,
         sources: PageSources {
             activity: activity_source,
-            hot_state: hot_source,
+            cached_reservation: hot_source,
         },
     })
 }
@@ -113,7 +114,7 @@ async fn fill(
     cache: &ActivityCache,
     activity_id: u64,
 ) -> Result<Option<(Arc<ActivitySummary>, Source)>, AppError> {
-    match state.hot().summary(activity_id).await {
+    match state.redis().summary(activity_id).await {
         Ok(Some(summary)) => {
             let summary = Arc::new(summary);
             cache_set(cache, activity_id, summary.clone());
@@ -130,30 +131,30 @@ async fn fill(
     };
     let summary = Arc::new(summary);
     cache_set(cache, activity_id, summary.clone());
-    let hot = state.hot_arc();
+    let redis = state.redis_arc();
     let copy = summary.clone();
     // Filling Redis is not the reader's business: it must not add a round trip to the page.
     spawn_background("redis.fill_summary", async move {
-        if let Err(error) = hot.put_summary(&copy).await {
+        if let Err(error) = redis.put_summary(&copy).await {
             tracing::debug!(%error, "redis summary write failed");
         }
     });
     Ok(Some((summary, Source::Mysql)))
 }
 
-async fn hot_state(
+async fn cached_reservation(
     state: &AppState,
     activity_id: u64,
     user_id: u64,
 ) -> Result<(u32, UserReservation, Source), AppError> {
-    let cached = match state.hot().hot_state(activity_id, user_id).await {
+    let cached = match state.redis().cached_reservation(activity_id, user_id).await {
         Ok(cached) => Some(cached),
         Err(error) => {
-            tracing::debug!(%error, "redis hot state read failed; reading MySQL");
+            tracing::debug!(%error, "redis read of the cached reservation failed; reading MySQL");
             None
         }
     };
-    if let Some(crate::store::redis::HotState {
+    if let Some(crate::store::redis::CachedReservation {
         counter: Some(count),
         user: Some(user),
     }) = cached
@@ -183,11 +184,11 @@ async fn hot_state(
     };
     if redis_up {
         // Read-repair of the parts Redis missed; versions keep it from undoing a newer write.
-        let hot = state.hot_arc();
+        let redis = state.redis_arc();
         let counter = loaded_counter.map(|c| (activity_id, c));
         let user = loaded_user.map(|u| (activity_id, user_id, u));
         spawn_background("redis.read_repair", async move {
-            let _ = hot.put(counter, user).await;
+            let _ = redis.put(counter, user).await;
         });
     }
     Ok((count, user, Source::Mysql))

@@ -1,6 +1,6 @@
 //! Brings Redis back in line with MySQL after Redis was unreachable, without a restart.
 //!
-//! Writes that could not reach Redis left their keys in the hot store's dirty set. Once Redis
+//! Writes that could not reach Redis left their keys in the Redis store's dirty set. Once Redis
 //! answers again, those keys are deleted, so the next read of each repairs it from MySQL through
 //! the same version-checked path as any other miss.
 
@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::redis::HotStore;
+use crate::store::redis::RedisStore;
 
 const BATCH: usize = 500;
 
-pub async fn run(hot: Arc<HotStore>, every: Duration, shutdown: CancellationToken) {
+pub async fn run(redis: Arc<RedisStore>, every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -21,17 +21,17 @@ pub async fn run(hot: Arc<HotStore>, every: Duration, shutdown: CancellationToke
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if hot.dirty_len() > 0 {
-            repair_once(&hot).await;
+        if redis.dirty_len() > 0 {
+            repair_once(&redis).await;
         }
     }
 }
 
-pub async fn repair_once(hot: &HotStore) {
-    let Some(keys) = hot.take_dirty(BATCH) else {
-        match hot.drop_prefix().await {
+pub async fn repair_once(redis: &RedisStore) {
+    let Some(keys) = redis.take_dirty(BATCH) else {
+        match redis.drop_prefix().await {
             Ok(dropped) => {
-                hot.clear_overflow();
+                redis.clear_overflow();
                 tracing::info!(dropped, "redis copies dropped after too many missed writes");
             }
             Err(error) => tracing::debug!(%error, "redis still unavailable for repair"),
@@ -40,9 +40,9 @@ pub async fn repair_once(hot: &HotStore) {
     };
     let mut keys = keys.into_iter();
     while let Some(key) = keys.next() {
-        if let Err(error) = hot.forget(key).await {
+        if let Err(error) = redis.forget(key).await {
             tracing::debug!(%error, "redis still unavailable for repair");
-            hot.requeue(std::iter::once(key).chain(keys));
+            redis.requeue(std::iter::once(key).chain(keys));
             return;
         }
     }

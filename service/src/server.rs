@@ -25,7 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 /// hyper's default read buffer (8 KiB + 100 × 4 KiB); the head of a request must fit in it.
 const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
@@ -76,7 +76,7 @@ impl HttpLimits {
         if uri_len > self.max_uri_bytes {
             return Err(AppError::Rejected {
                 status: StatusCode::URI_TOO_LONG,
-                code: "uri_too_long",
+                code: ErrorCode::UriTooLong,
                 message: format!(
                     "the request target is {uri_len} bytes; at most {} are accepted",
                     self.max_uri_bytes
@@ -87,7 +87,7 @@ impl HttpLimits {
         if headers.len() > self.max_headers {
             return Err(AppError::Rejected {
                 status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                code: "headers_too_large",
+                code: ErrorCode::HeadersTooLarge,
                 message: format!(
                     "{} header fields; at most {} are accepted",
                     headers.len(),
@@ -102,7 +102,7 @@ impl HttpLimits {
         if bytes > self.max_header_bytes {
             return Err(AppError::Rejected {
                 status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                code: "headers_too_large",
+                code: ErrorCode::HeadersTooLarge,
                 message: format!(
                     "the header fields take {bytes} bytes; at most {} are accepted",
                     self.max_header_bytes
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(err.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         let three = [("a", "1".into()), ("b", "1".into()), ("c", "1".into())];
         let err = limits.check(&request("/", &three)).unwrap_err();
-        assert_eq!(err.code(), "headers_too_large");
+        assert_eq!(err.code(), ErrorCode::HeadersTooLarge);
     }
 
     #[test]

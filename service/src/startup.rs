@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::profiling::anomaly::{self, Signal};
 use crate::profiling::window::LatencyWindow;
 use crate::server::{self, HttpLimits};
-use crate::store::redis::{HotStore, RedisSettings};
+use crate::store::redis::{RedisSettings, RedisStore};
 use crate::{cache_slot, repair, routes};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -132,7 +132,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     db: MySqlPool,
-    hot: Arc<HotStore>,
+    redis: Arc<RedisStore>,
     cache: Arc<CacheSlot>,
     /// Where the cache's mode came from. Written together with a swap, under this lock, so that
     /// a reader never sees the new cache with the old origin.
@@ -150,34 +150,34 @@ impl AppState {
     /// be read, rather than silently start in the environment's mode ([`cache_mode::restore`]).
     pub async fn restore(
         db: MySqlPool,
-        hot: HotStore,
+        redis: RedisStore,
         settings: Settings,
         limits: HttpLimits,
     ) -> anyhow::Result<Self> {
         let (mode, origin) = cache_mode::restore(&db, settings.cache.mode).await?;
-        Ok(Self::build(db, hot, settings, limits, mode, origin))
+        Ok(Self::build(db, redis, settings, limits, mode, origin))
     }
 
     /// In `settings.cache.mode`, without looking for a stored runtime flip (tests and tools;
     /// `serve` uses [`AppState::restore`]). With the default request-head limits.
-    pub fn new(db: MySqlPool, hot: HotStore, settings: Settings) -> Self {
-        Self::with_limits(db, hot, settings, HttpLimits::default())
+    pub fn new(db: MySqlPool, redis: RedisStore, settings: Settings) -> Self {
+        Self::with_limits(db, redis, settings, HttpLimits::default())
     }
 
     /// As [`AppState::new`], with `limits`.
     pub fn with_limits(
         db: MySqlPool,
-        hot: HotStore,
+        redis: RedisStore,
         settings: Settings,
         limits: HttpLimits,
     ) -> Self {
         let mode = settings.cache.mode;
-        Self::build(db, hot, settings, limits, mode, ModeOrigin::ENVIRONMENT)
+        Self::build(db, redis, settings, limits, mode, ModeOrigin::ENVIRONMENT)
     }
 
     fn build(
         db: MySqlPool,
-        hot: HotStore,
+        redis: RedisStore,
         settings: Settings,
         limits: HttpLimits,
         mode: Mode,
@@ -191,7 +191,7 @@ impl AppState {
         }));
         Self(Arc::new(Inner {
             db,
-            hot: Arc::new(hot),
+            redis: Arc::new(redis),
             cache,
             mode_origin: RwLock::new(origin),
             flips: tokio::sync::Mutex::new(()),
@@ -205,12 +205,12 @@ impl AppState {
         &self.0.db
     }
 
-    pub fn hot(&self) -> &HotStore {
-        &self.0.hot
+    pub fn redis(&self) -> &RedisStore {
+        &self.0.redis
     }
 
-    pub fn hot_arc(&self) -> Arc<HotStore> {
-        self.0.hot.clone()
+    pub fn redis_arc(&self) -> Arc<RedisStore> {
+        self.0.redis.clone()
     }
 
     pub fn cache(&self) -> Arc<ActivityCache> {
@@ -280,7 +280,7 @@ impl AppState {
             ));
         }
         tokio::spawn(repair::run(
-            self.hot_arc(),
+            self.redis_arc(),
             Duration::from_millis(500),
             shutdown.clone(),
         ));
@@ -392,8 +392,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-pub fn hot_store(args: &crate::config::RedisArgs) -> anyhow::Result<HotStore> {
-    HotStore::new(RedisSettings {
+pub fn redis_store(args: &crate::config::RedisArgs) -> anyhow::Result<RedisStore> {
+    RedisStore::new(RedisSettings {
         url: args.redis_url.clone(),
         prefix: args.redis_prefix.clone(),
         op_timeout: args.redis_timeout,

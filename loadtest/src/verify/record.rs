@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use leaklab_contract::{ErrorBody, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Class, Op, OpKind};
@@ -88,18 +89,6 @@ struct AckBody<'a> {
     version: u64,
 }
 
-#[derive(Deserialize)]
-struct ErrorBody<'a> {
-    #[serde(borrow)]
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail<'a> {
-    #[serde(borrow)]
-    code: &'a str,
-}
-
 /// Classify one write from the worker's view of it.
 pub fn classify(class: Class, status: u16, sent: bool, body: &[u8]) -> WriteOutcome {
     if !sent {
@@ -123,7 +112,7 @@ pub fn classify(class: Class, status: u16, sent: bool, body: &[u8]) -> WriteOutc
         Class::Good => WriteOutcome::Rejected { status },
         Class::ServerError => {
             let shed = serde_json::from_slice::<ErrorBody>(body)
-                .is_ok_and(|e| e.error.code == "overloaded");
+                .is_ok_and(|e| e.error.code == ErrorCode::Overloaded);
             if shed {
                 WriteOutcome::Rejected { status }
             } else {

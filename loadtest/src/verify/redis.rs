@@ -1,5 +1,7 @@
 //! Redis reads of the check: the cached copies of the counters and user states the run touched.
 
+use leaklab_contract::RedisKeys;
+
 use super::check::{DbSnapshot, Pair, RedisCopy, RedisSnapshot};
 use super::{BATCH, bounded};
 
@@ -24,12 +26,13 @@ pub(super) async fn load_redis(
         Counter(u32),
         User(Pair),
     }
+    let layout = RedisKeys::new(prefix);
     let mut keys: Vec<(Key, String)> = Vec::new();
     for &a in db.activities.keys() {
-        keys.push((Key::Counter(a), format!("{prefix}cnt:{a}")));
+        keys.push((Key::Counter(a), layout.counter(a)));
     }
     for &(a, u) in db.rows.keys() {
-        keys.push((Key::User((a, u)), format!("{prefix}res:{a}:{u}")));
+        keys.push((Key::User((a, u)), layout.reservation(a, u)));
     }
     let mut snap = RedisSnapshot::default();
     for chunk in keys.chunks(BATCH) {

@@ -27,17 +27,17 @@ impl From<ProfileError> for crate::error::AppError {
         use axum::http::StatusCode;
         match err {
             ProfileError::Busy => crate::error::AppError::Conflict {
-                code: "profile_in_progress",
+                code: crate::error::ErrorCode::ProfileInProgress,
                 message: err.to_string(),
             },
             ProfileError::NoHeadroom(_) => crate::error::AppError::Rejected {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "profile_memory_headroom",
+                code: crate::error::ErrorCode::ProfileMemoryHeadroom,
                 message: err.to_string(),
             },
             ProfileError::HeapUnavailable(_) => crate::error::AppError::Rejected {
                 status: StatusCode::NOT_IMPLEMENTED,
-                code: "heap_profiling_unavailable",
+                code: crate::error::ErrorCode::HeapProfilingUnavailable,
                 message: err.to_string(),
             },
             ProfileError::Failed(_) => crate::error::AppError::Internal(anyhow::anyhow!(err)),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::admin::Admin;
-use crate::error::{AppError, ErrorBody};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::extract::{Path, Query};
 use crate::profiling::anomaly::list_dumps;
 use crate::profiling::capture::Capture;
@@ -44,7 +44,7 @@ fn format(name: Option<&str>) -> Result<Format, AppError> {
         "pprof" => Ok(Format::Pprof),
         "flamegraph" => Ok(Format::Flamegraph),
         other => Err(AppError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("format must be pprof or flamegraph, not {other:?}"),
         )),
     }
@@ -83,7 +83,7 @@ pub async fn cpu_profile(
     let seconds = query.seconds.unwrap_or(10);
     if !(1..=MAX_PROFILE.as_secs()).contains(&seconds) {
         return Err(AppError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("seconds must be between 1 and {}", MAX_PROFILE.as_secs()),
         ));
     }

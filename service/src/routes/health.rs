@@ -65,7 +65,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
                 Err(_) => DependencyState::from(Err::<(), _>("no answer within the quota")),
             }
         },
-        async { DependencyState::from(state.hot().ping().await) },
+        async { DependencyState::from(state.redis().ping().await) },
     );
     let (status, code) = match (mysql.ok, redis.ok) {
         (true, true) => ("ready", StatusCode::OK),

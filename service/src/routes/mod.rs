@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admission::Admission;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::startup::AppState;
 
 #[derive(OpenApi)]
@@ -176,7 +176,7 @@ async fn not_found() -> AppError {
 async fn method_not_allowed() -> AppError {
     AppError::Rejected {
         status: StatusCode::METHOD_NOT_ALLOWED,
-        code: "method_not_allowed",
+        code: ErrorCode::MethodNotAllowed,
         message: "method not allowed on this route".into(),
     }
 }

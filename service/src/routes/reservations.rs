@@ -9,12 +9,12 @@ use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{Reservation, UserReservation};
-use crate::error::{AppError, ErrorBody};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::extract::{Path, Query};
 use crate::startup::AppState;
 use crate::store::Versioned;
 use crate::store::mysql::{self, WriteError, WriteOutcome};
-use crate::store::redis::{HotKey, HotStore};
+use crate::store::redis::{DirtyKey, RedisStore};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -26,11 +26,11 @@ impl From<WriteError> for AppError {
                 AppError::NotFound(err.to_string())
             }
             WriteError::Full(_) => AppError::Conflict {
-                code: "activity_full",
+                code: ErrorCode::ActivityFull,
                 message: err.to_string(),
             },
             WriteError::Closed(_) => AppError::Conflict {
-                code: "activity_closed",
+                code: ErrorCode::ActivityClosed,
                 message: err.to_string(),
             },
             WriteError::Db(db) => db.into(),
@@ -53,12 +53,12 @@ async fn write_through<F>(
 where
     F: Future<Output = Result<WriteOutcome, WriteError>>,
 {
-    let hot = state.hot_arc();
+    let redis = state.redis_arc();
     let mut guard = RepairOnDrop {
-        hot: hot.clone(),
+        redis: redis.clone(),
         keys: [
-            HotKey::Counter(activity_id),
-            HotKey::User {
+            DirtyKey::Counter(activity_id),
+            DirtyKey::User {
                 activity_id,
                 user_id,
             },
@@ -80,7 +80,7 @@ where
             ));
             // Spawned so that a quota cut from here on cannot stop it; `put` queues the keys
             // for repair itself if Redis is away.
-            let put = async move { hot.put(counter, user).await }.in_current_span();
+            let put = async move { redis.put(counter, user).await }.in_current_span();
             let update = tokio::spawn(crate::telemetry::as_current_request(put));
             guard.armed = false;
             if let Ok(Err(error)) = update.await {
@@ -102,15 +102,15 @@ where
 }
 
 struct RepairOnDrop {
-    hot: Arc<HotStore>,
-    keys: [HotKey; 2],
+    redis: Arc<RedisStore>,
+    keys: [DirtyKey; 2],
     armed: bool,
 }
 
 impl Drop for RepairOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            self.hot.requeue(self.keys);
+            self.redis.requeue(self.keys);
         }
     }
 }
@@ -232,7 +232,7 @@ pub async fn list_for_user(
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
@@ -240,7 +240,7 @@ pub async fn list_for_user(
         None | Some("") => 0,
         Some(cursor) => cursor
             .parse::<u64>()
-            .map_err(|_| AppError::bad_request("invalid_query", "cursor is not valid"))?,
+            .map_err(|_| AppError::bad_request(ErrorCode::InvalidQuery, "cursor is not valid"))?,
     };
     // One extra row tells whether another page follows.
     let mut items = mysql::user_reservations(state.db(), user_id, after, limit + 1).await?;

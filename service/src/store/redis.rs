@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use leaklab_contract::RedisKeys;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -51,19 +52,19 @@ pub struct RedisSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HotKey {
+pub enum DirtyKey {
     Counter(u64),
     User { activity_id: u64, user_id: u64 },
 }
 
 #[derive(Default)]
 struct Dirty {
-    keys: HashSet<HotKey>,
+    keys: HashSet<DirtyKey>,
     overflowed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HotError {
+pub enum RedisStoreError {
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
@@ -72,7 +73,7 @@ pub enum HotError {
     Corrupt(String),
 }
 
-pub struct HotStore {
+pub struct RedisStore {
     conn: ConnectionManager,
     settings: RedisSettings,
     script: redis::Script,
@@ -81,12 +82,12 @@ pub struct HotStore {
 
 /// What Redis knows for one page view; `None` means "not cached, ask MySQL".
 #[derive(Debug, Clone, Copy)]
-pub struct HotState {
+pub struct CachedReservation {
     pub counter: Option<u32>,
     pub user: Option<UserReservation>,
 }
 
-impl HotStore {
+impl RedisStore {
     /// Does not connect: the service starts, and serves from MySQL, while Redis is down.
     pub fn new(settings: RedisSettings) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(settings.url.as_str())?;
@@ -111,22 +112,26 @@ impl HotStore {
         &self.settings.prefix
     }
 
+    fn keys(&self) -> RedisKeys<'_> {
+        RedisKeys::new(&self.settings.prefix)
+    }
+
     fn counter_key(&self, activity_id: u64) -> String {
-        format!("{}cnt:{activity_id}", self.settings.prefix)
+        self.keys().counter(activity_id)
     }
 
     fn user_key(&self, activity_id: u64, user_id: u64) -> String {
-        format!("{}res:{activity_id}:{user_id}", self.settings.prefix)
+        self.keys().reservation(activity_id, user_id)
     }
 
     fn summary_key(&self, activity_id: u64) -> String {
-        format!("{}act:{activity_id}", self.settings.prefix)
+        self.keys().summary(activity_id)
     }
 
-    fn key(&self, key: HotKey) -> String {
+    fn key(&self, key: DirtyKey) -> String {
         match key {
-            HotKey::Counter(id) => self.counter_key(id),
-            HotKey::User {
+            DirtyKey::Counter(id) => self.counter_key(id),
+            DirtyKey::User {
                 activity_id,
                 user_id,
             } => self.user_key(activity_id, user_id),
@@ -139,7 +144,7 @@ impl HotStore {
         &self,
         operation: &'static str,
         fut: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, HotError> {
+    ) -> Result<T, RedisStoreError> {
         let span = crate::telemetry::request_span!(
             "redis",
             otel.name = operation,
@@ -152,8 +157,8 @@ impl HotStore {
             .instrument(span.clone())
             .await;
         let result = match timed {
-            Ok(result) => result.map_err(HotError::from),
-            Err(_) => Err(HotError::Timeout(self.settings.op_timeout)),
+            Ok(result) => result.map_err(RedisStoreError::from),
+            Err(_) => Err(RedisStoreError::Timeout(self.settings.op_timeout)),
         };
         if let Err(error) = &result {
             span.record("otel.status_code", "ERROR");
@@ -163,7 +168,7 @@ impl HotStore {
         result
     }
 
-    pub async fn ping(&self) -> Result<(), HotError> {
+    pub async fn ping(&self) -> Result<(), RedisStoreError> {
         let mut conn = self.conn.clone();
         self.bounded("PING", redis::cmd("PING").query_async::<String>(&mut conn))
             .await
@@ -171,7 +176,11 @@ impl HotStore {
     }
 
     /// Counter and user state in one round trip.
-    pub async fn hot_state(&self, activity_id: u64, user_id: u64) -> Result<HotState, HotError> {
+    pub async fn cached_reservation(
+        &self,
+        activity_id: u64,
+        user_id: u64,
+    ) -> Result<CachedReservation, RedisStoreError> {
         let mut conn = self.conn.clone();
         let (counter, user): (Option<String>, Option<String>) = self
             .bounded(
@@ -183,13 +192,16 @@ impl HotStore {
             )
             .await?;
         let counter = counter
-            .map(|c| c.parse::<u32>().map_err(|_| HotError::Corrupt(c)))
+            .map(|c| c.parse::<u32>().map_err(|_| RedisStoreError::Corrupt(c)))
             .transpose()?;
         let user = user.map(|u| parse_user(&u)).transpose()?;
-        Ok(HotState { counter, user })
+        Ok(CachedReservation { counter, user })
     }
 
-    pub async fn summary(&self, activity_id: u64) -> Result<Option<ActivitySummary>, HotError> {
+    pub async fn summary(
+        &self,
+        activity_id: u64,
+    ) -> Result<Option<ActivitySummary>, RedisStoreError> {
         let mut conn = self.conn.clone();
         let json: Option<String> = self
             .bounded(
@@ -199,12 +211,13 @@ impl HotStore {
                     .query_async(&mut conn),
             )
             .await?;
-        json.map(|j| serde_json::from_str(&j).map_err(|e| HotError::Corrupt(e.to_string())))
+        json.map(|j| serde_json::from_str(&j).map_err(|e| RedisStoreError::Corrupt(e.to_string())))
             .transpose()
     }
 
-    pub async fn put_summary(&self, summary: &ActivitySummary) -> Result<(), HotError> {
-        let json = serde_json::to_string(summary).map_err(|e| HotError::Corrupt(e.to_string()))?;
+    pub async fn put_summary(&self, summary: &ActivitySummary) -> Result<(), RedisStoreError> {
+        let json =
+            serde_json::to_string(summary).map_err(|e| RedisStoreError::Corrupt(e.to_string()))?;
         let mut conn = self.conn.clone();
         self.bounded(
             "SET",
@@ -224,7 +237,7 @@ impl HotStore {
         &self,
         counter: Option<(u64, Versioned<u32>)>,
         user: Option<(u64, u64, Versioned<UserReservation>)>,
-    ) -> Result<(), HotError> {
+    ) -> Result<(), RedisStoreError> {
         let mut invocation = self.script.prepare_invoke();
         let mut keys = Vec::with_capacity(2);
         if let Some((activity_id, c)) = counter {
@@ -232,14 +245,14 @@ impl HotStore {
                 .key(self.counter_key(activity_id))
                 .arg(c.value)
                 .arg(c.version);
-            keys.push(HotKey::Counter(activity_id));
+            keys.push(DirtyKey::Counter(activity_id));
         }
         if let Some((activity_id, user_id, u)) = user {
             invocation
                 .key(self.user_key(activity_id, user_id))
                 .arg(user_str(u.value))
                 .arg(u.version);
-            keys.push(HotKey::User {
+            keys.push(DirtyKey::User {
                 activity_id,
                 user_id,
             });
@@ -258,7 +271,7 @@ impl HotStore {
         result.map(drop)
     }
 
-    fn mark_dirty(&self, keys: impl IntoIterator<Item = HotKey>) {
+    fn mark_dirty(&self, keys: impl IntoIterator<Item = DirtyKey>) {
         let mut dirty = self.dirty.lock().expect("dirty set poisoned");
         if dirty.overflowed {
             return;
@@ -280,12 +293,12 @@ impl HotStore {
     }
 
     /// Takes up to `max` keys to repair. `None` means the set overflowed: drop the whole prefix.
-    pub fn take_dirty(&self, max: usize) -> Option<Vec<HotKey>> {
+    pub fn take_dirty(&self, max: usize) -> Option<Vec<DirtyKey>> {
         let mut dirty = self.dirty.lock().expect("dirty set poisoned");
         if dirty.overflowed {
             return None;
         }
-        let taken: Vec<HotKey> = dirty.keys.iter().take(max).copied().collect();
+        let taken: Vec<DirtyKey> = dirty.keys.iter().take(max).copied().collect();
         for key in &taken {
             dirty.keys.remove(key);
         }
@@ -296,12 +309,12 @@ impl HotStore {
         self.dirty.lock().expect("dirty set poisoned").overflowed = false;
     }
 
-    pub fn requeue(&self, keys: impl IntoIterator<Item = HotKey>) {
+    pub fn requeue(&self, keys: impl IntoIterator<Item = DirtyKey>) {
         self.mark_dirty(keys);
     }
 
     /// Deletes a key so that the next read repairs it from MySQL.
-    pub async fn forget(&self, key: HotKey) -> Result<(), HotError> {
+    pub async fn forget(&self, key: DirtyKey) -> Result<(), RedisStoreError> {
         let mut conn = self.conn.clone();
         self.bounded(
             "UNLINK",
@@ -313,7 +326,7 @@ impl HotStore {
     }
 
     /// Drops every key under the prefix (after the dirty set overflowed).
-    pub async fn drop_prefix(&self) -> Result<u64, HotError> {
+    pub async fn drop_prefix(&self) -> Result<u64, RedisStoreError> {
         let mut conn = self.conn.clone();
         let pattern = format!("{}*", escape_glob(&self.settings.prefix));
         let mut cursor: u64 = 0;
@@ -355,12 +368,12 @@ fn user_str(u: UserReservation) -> &'static str {
     }
 }
 
-fn parse_user(s: &str) -> Result<UserReservation, HotError> {
+fn parse_user(s: &str) -> Result<UserReservation, RedisStoreError> {
     match s {
         "active" => Ok(UserReservation::Active),
         "cancelled" => Ok(UserReservation::Cancelled),
         "none" => Ok(UserReservation::None),
-        other => Err(HotError::Corrupt(other.to_owned())),
+        other => Err(RedisStoreError::Corrupt(other.to_owned())),
     }
 }
 

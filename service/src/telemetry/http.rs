@@ -94,9 +94,9 @@ pub async fn trace_request(
 
     let status = response.status();
     span.record("http.response.status_code", i64::from(status.as_u16()));
-    if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>().copied() {
-        span.record("error.type", code);
-        if code == "quota_exceeded" {
+    if let Some(code) = response.extensions().get::<ErrorCode>().copied() {
+        span.record("error.type", code.as_str());
+        if code == ErrorCode::QuotaExceeded {
             span.record("leaklab.quota_exceeded", true);
         }
     }

@@ -10,7 +10,7 @@ use reservation_service::config::{DatabaseArgs, SeedArgs};
 use reservation_service::preage::Preage;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::AppState;
-use reservation_service::store::redis::{HotStore, RedisSettings};
+use reservation_service::store::redis::{RedisSettings, RedisStore};
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 
@@ -193,8 +193,8 @@ async fn a_flip_that_cannot_be_stored_changes_nothing(pool: MySqlPool) {
 /// silent undo all this prevents: the start fails instead, and says why.
 #[sqlx::test(migrations = "../migrations")]
 async fn the_start_fails_when_the_stored_mode_cannot_be_read(pool: MySqlPool) {
-    let hot = || {
-        HotStore::new(RedisSettings {
+    let redis = || {
+        RedisStore::new(RedisSettings {
             url: redis_url(),
             prefix: format!("test:cache_flip:{}:", std::process::id()),
             op_timeout: Duration::from_millis(50),
@@ -215,7 +215,7 @@ async fn the_start_fails_when_the_stored_mode_cannot_be_read(pool: MySqlPool) {
                 .host("127.0.0.1")
                 .port(proxy.addr.port()),
         );
-    let error = AppState::restore(unreachable, hot(), settings(), HttpLimits::default())
+    let error = AppState::restore(unreachable, redis(), settings(), HttpLimits::default())
         .await
         .err()
         .expect("no start without MySQL");
@@ -232,7 +232,7 @@ async fn the_start_fails_when_the_stored_mode_cannot_be_read(pool: MySqlPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let error = AppState::restore(pool, hot(), settings(), HttpLimits::default())
+    let error = AppState::restore(pool, redis(), settings(), HttpLimits::default())
         .await
         .err()
         .expect("no start on an unknown stored mode");

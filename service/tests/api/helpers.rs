@@ -8,7 +8,7 @@ use reservation_service::admission::LimitPolicy;
 use reservation_service::cache_slot::SweepPacing;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::store::redis::{HotStore, RedisSettings};
+use reservation_service::store::redis::{RedisSettings, RedisStore};
 use serde_json::Value;
 use sqlx::MySqlPool;
 use tokio::net::{TcpListener, TcpStream};
@@ -109,7 +109,7 @@ pub async fn spawn_app_aged(
         NEXT.fetch_add(1, Ordering::Relaxed),
         rand_suffix()
     );
-    let hot = HotStore::new(RedisSettings {
+    let redis = RedisStore::new(RedisSettings {
         url: options.redis_url,
         prefix: prefix.clone(),
         op_timeout: options.redis_timeout,
@@ -121,7 +121,7 @@ pub async fn spawn_app_aged(
     let addr = listener.local_addr().unwrap();
     let related = options.settings.related_activities;
     // As `serve` builds it: a runtime flip stored in this database wins over the settings' mode.
-    let state = AppState::restore(pool.clone(), hot, options.settings, HttpLimits::default())
+    let state = AppState::restore(pool.clone(), redis, options.settings, HttpLimits::default())
         .await
         .expect("build the app state");
     if let Some(preage) = preage {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reservation_service::startup::{self, AppState};
-use reservation_service::store::redis::{HotStore, RedisSettings};
+use reservation_service::store::redis::{RedisSettings, RedisStore};
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -27,7 +27,7 @@ async fn shutdown_under_load_drains_accepted_requests_without_5xx(pool: MySqlPoo
     // Every Redis answer 100 ms late, so that requests are in flight when the signal comes.
     let redis = FaultProxy::start(redis_addr()).await;
     redis.set_latency(Duration::from_millis(100));
-    let hot = HotStore::new(RedisSettings {
+    let redis = RedisStore::new(RedisSettings {
         url: format!("redis://{}", redis.addr),
         prefix: format!("test:shutdown:{}:", std::process::id()),
         op_timeout: Duration::from_secs(2),
@@ -49,7 +49,7 @@ async fn shutdown_under_load_drains_accepted_requests_without_5xx(pool: MySqlPoo
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(startup::run(
         listener,
-        AppState::new(pool.clone(), hot, settings),
+        AppState::new(pool.clone(), redis, settings),
         async move {
             let _ = stopped.await;
         },

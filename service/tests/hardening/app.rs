@@ -6,7 +6,7 @@ use reservation_service::admission::LimitPolicy;
 use reservation_service::cache_slot::SweepPacing;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::store::redis::{HotStore, RedisSettings};
+use reservation_service::store::redis::{RedisSettings, RedisStore};
 use serde_json::Value;
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
@@ -48,8 +48,8 @@ fn unique() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-pub fn hot_store() -> HotStore {
-    HotStore::new(RedisSettings {
+pub fn redis_store() -> RedisStore {
+    RedisStore::new(RedisSettings {
         url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         prefix: format!("test:hardening:{}:{}:", std::process::id(), unique()),
         op_timeout: Duration::from_millis(50),
@@ -60,7 +60,7 @@ pub fn hot_store() -> HotStore {
 }
 
 pub fn state(pool: MySqlPool, limits: HttpLimits) -> AppState {
-    AppState::with_limits(pool, hot_store(), settings(), limits)
+    AppState::with_limits(pool, redis_store(), settings(), limits)
 }
 
 pub struct App {
