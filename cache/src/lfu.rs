@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::mem::size_of;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -359,6 +360,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Inner<K, V> {
 /// whole structure, as gcache's `mu` does: every operation, hits included, mutates the list.
 pub struct Lfu<K, V> {
     inner: Mutex<Inner<K, V>>,
+    /// Set while a sweep holds the lock, for [`Cache::try_get`]: a sweep holds it for as long
+    /// as the list is long, every other operation for a microsecond or so.
+    sweeping: AtomicBool,
     published: Published,
     clock: Arc<dyn Clock>,
     version: LfuVersion,
@@ -388,6 +392,7 @@ where
         Self {
             capacity: inner.capacity,
             inner: Mutex::new(inner),
+            sweeping: AtomicBool::new(false),
             published,
             clock,
             version,
@@ -440,6 +445,13 @@ where
         Lookup { value, lock_wait }
     }
 
+    fn try_get(&self, key: &K) -> Option<Lookup<V>> {
+        if self.sweeping.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.get(key))
+    }
+
     fn set(&self, key: K, value: V) -> SetOutcome {
         let (mut inner, lock_wait) = self.lock();
         let (evicted, nodes_walked) = inner.set(key, value, &*self.clock);
@@ -460,10 +472,12 @@ where
 
     fn sweep(&self) -> SweepReport {
         let (mut inner, lock_wait) = self.lock();
+        self.sweeping.store(true, Ordering::Release);
         let start = Instant::now();
         let now = self.clock.now();
         let (nodes_walked, items_expired) = inner.sweep(now);
         let pause = start.elapsed();
+        self.sweeping.store(false, Ordering::Release);
         inner.figures.record_sweep(nodes_walked, pause);
         self.publish(&mut inner);
         SweepReport {

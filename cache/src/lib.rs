@@ -328,6 +328,12 @@ pub trait Cache<K, V>: Send + Sync {
     /// Counts a hit or a miss; an expired item is removed and reported as a miss, lazily, like
     /// gcache's `getValue`.
     fn get(&self, key: &K) -> Lookup<V>;
+    /// [`get`](Cache::get), or `None` at once when a sweep holds the cache lock, so that an
+    /// async caller can wait for it where waiting does not stall its runtime's worker thread.
+    /// Brief contention from other operations is waited out in place, as `get` does.
+    fn try_get(&self, key: &K) -> Option<Lookup<V>> {
+        Some(self.get(key))
+    }
     /// Inserts or replaces. Replacing neither counts a hit nor moves the item.
     fn set(&self, key: K, value: V) -> SetOutcome;
     fn remove(&self, key: &K) -> bool;

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use leaklab_cache::Lookup;
 use serde::Serialize;
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -206,11 +207,31 @@ fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySumm
         cache.hit = Empty,
         cache.lock_wait_us = Empty,
     );
-    let lookup = cache.get(&activity_id);
+    let lookup = lookup(cache, &activity_id);
     span.record("cache.hit", lookup.value.is_some());
     span.record("cache.lock_wait_us", lookup.lock_wait.as_micros() as i64);
     crate::metrics::record_lock_wait(cache.mode(), "get", lookup.lock_wait);
     lookup.value
+}
+
+/// One cache read that never stalls a runtime worker behind a sweep. The cache lock is a
+/// blocking mutex: a request that waited for it on a worker thread would hold up every other
+/// task of that worker, so during a sweep each of the two workers stopped at its first cache
+/// read and every later request waited unseen, before its first span. Waiting in
+/// `block_in_place` hands the worker's other tasks to another thread first (as Go's scheduler
+/// parks a goroutine blocked on a mutex), so each request that arrives during a sweep waits
+/// inside its own `cache.get` span, where a trace shows the wait.
+fn lookup(cache: &ActivityCache, key: &u64) -> Lookup<Arc<ActivitySummary>> {
+    if let Some(found) = cache.try_get(key) {
+        return found;
+    }
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| cache.get(key))
+        }
+        // A current-thread runtime (a test's) has no other worker to hand its tasks to.
+        _ => cache.get(key),
+    }
 }
 
 /// The in-process cache reads of a page's related activities, as ONE span: a warm page view
@@ -232,7 +253,7 @@ fn cache_get_many(cache: &ActivityCache, ids: &[u64]) -> Vec<Option<Arc<Activity
     let values = ids
         .iter()
         .map(|id| {
-            let lookup = cache.get(id);
+            let lookup = lookup(cache, id);
             crate::metrics::record_lock_wait(cache.mode(), "get", lookup.lock_wait);
             hits += i64::from(lookup.value.is_some());
             total += lookup.lock_wait;

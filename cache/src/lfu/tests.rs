@@ -290,3 +290,39 @@ fn build_picks_the_mode() {
         assert_eq!(c.stats().capacity, 1);
     }
 }
+
+/// `try_get` steps aside for a sweep only: brief contention from another operation is waited
+/// out in place, as `get` does.
+#[test]
+fn try_get_declines_only_while_a_sweep_holds_the_lock() {
+    use std::sync::atomic::Ordering;
+    for version in BOTH {
+        let (c, _) = lfu(version, 4, None);
+        c.set(1, 10);
+        assert_eq!(c.try_get(&1).map(|l| l.value), Some(Some(10)));
+
+        c.sweeping.store(true, Ordering::Release);
+        assert!(
+            c.try_get(&1).is_none(),
+            "{version:?}: a sweep holds the lock"
+        );
+        c.sweeping.store(false, Ordering::Release);
+
+        // Held by an ordinary operation: try_get waits for it and answers.
+        let c = Arc::new(c);
+        let guard = c.inner.lock().unwrap();
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || c.try_get(&1).map(|l| l.value))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        drop(guard);
+        assert_eq!(waiter.join().unwrap(), Some(Some(10)));
+        assert!(!c.sweeping.load(Ordering::Acquire));
+        c.sweep();
+        assert!(
+            !c.sweeping.load(Ordering::Acquire),
+            "{version:?}: cleared after a sweep"
+        );
+    }
+}
