@@ -208,14 +208,15 @@ pub struct CacheArgs {
     pub cache_sweep_interval: Duration,
     /// A sweep also starts after this many cache lookups since the last one, so sweeps come
     /// more often as load rises, the way Go's GC cycles follow allocation; 0 paces by the
-    /// interval alone. The default sweeps about every 5 s at the lab's base load (1,500 page
-    /// views/s, 6 lookups each) and every 4 s at its peaks (README, "docker compose up").
+    /// interval alone. The default sweeps about every 8 s at the lab's base load (1,000 page
+    /// views/s, 6 lookups each) and every 4 s at its 2,000/s peaks (README, "docker compose up").
     #[arg(long, env = "CACHE_SWEEP_LOOKUPS", default_value_t = 48_000)]
     pub cache_sweep_lookups: u64,
     /// Cache hits to replay into the cache before serving (`0`: none). Time compression: the
-    /// leaky list grows as if that many hits had already happened. The default is about 9 hours
-    /// of 1,000 page views/s at 6 lookups each (see README, "Why it dips").
-    #[arg(long, env = "CACHE_PREAGE_HITS", default_value_t = 200_000_000)]
+    /// leaky list grows as if that many hits had already happened. The default is about 14 hours
+    /// of 1,000 page views/s at 6 lookups each (see README, "Why it dips"): 40.1 M leaked nodes,
+    /// whose sweeps (about 290 ms on the lab's machine) each pass the 250 ms quota.
+    #[arg(long, env = "CACHE_PREAGE_HITS", default_value_t = 300_000_000)]
     pub cache_preage_hits: u64,
     /// Activities (ids 1..=N, the most popular after `seed`) the replayed hits go to.
     #[arg(long, env = "CACHE_PREAGE_KEYS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]

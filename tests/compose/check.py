@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 SLO = 0.999
-# From flip + 5 s every window must hold this: at 1,500 requests/s one bad request is 0.99933.
+# From flip + 5 s every window must hold this: at 1,000 requests/s one bad request is 0.999.
 AFTER_FLIP = 0.9999
 SETTLE_S = 5.0
 MIN_DIPS = 5
@@ -139,11 +139,10 @@ def main() -> int:
         sweep = by_name.get("cache.sweep")
         check(sweep is not None and sweep["count"] > 0,
               f"the OTLP stand-in received cache.sweep spans: {sweep and sweep['count']}, longest {sweep and sweep['max_ms']} ms")
-        # Not asserted, a known gap (issue 16): while a sweep holds the lock only the one request
-        # on each of the two runtime workers waits inside `cache.get`; every other request waits
-        # before its first span, and at 1 % head sampling a run catches such a trace by luck.
+        # Each request that arrives during a sweep waits inside its `cache.get` span (page::lookup
+        # waits off the runtime's workers): at 1 % sampling a host run kept dozens of them.
         waits = slow_lock_waits(trees_file.read_text())
-        print(f"  {'ok  ' if waits else 'GAP '} a sampled slow trace shows the cache lock wait (not asserted): "
+        check(bool(waits), "a sampled slow trace shows the cache lock wait: "
               + (", ".join(f"{d:.0f} ms of which {w:.0f} ms waiting for the lock" for d, w in waits[:3]) or "none this run"))
     else:
         check(False, f"the OTLP stand-in wrote {spans_file} and {trees_file}")
