@@ -63,8 +63,10 @@ as_user() {
 }
 compose() { as_user "$COMPOSE" -p "$PROJECT" -f docker-compose.yml -f tests/compose/standins.yml "$@"; }
 
-cleanup() {
-  local rc=$?
+cleanup() { # status: the script's exit status, kept
+  local rc=$1
+  # Nothing in here may end the script early (the ERR trap would, leaving the stack up).
+  trap - ERR
   if [ "${KEEP:-0}" = 1 ]; then
     log "KEEP=1: the stack is still up (project $PROJECT, in $LAB)"
     return
@@ -73,7 +75,7 @@ cleanup() {
   rm -rf "$LAB"
   exit "$rc"
 }
-trap cleanup EXIT
+trap 'cleanup $?' EXIT
 
 container() { docker ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1" | head -1; }
 
@@ -91,14 +93,16 @@ if ! compose up -d >"$OUT/up.log" 2>&1; then
   die "docker compose up failed"
 fi
 sampler() { # each container's memory every 5 s, for the peak figures
+  trap - EXIT ERR # a background copy of the script: never the one to take the stack down
   while sleep 5; do
     docker stats --no-stream --format '{{.Name}} {{.MemUsage}}' $(docker ps -q --filter "label=com.docker.compose.project=$PROJECT") >>"$OUT/memory.log" 2>/dev/null || true
   done
 }
 sampler &
 SAMPLER=$!
-# cleanup reads the script's exit status from $?: stop the sampler without overwriting it.
-trap 'rc=$?; kill $SAMPLER 2>/dev/null; (exit $rc); cleanup' EXIT
+# The sampler may be gone already (it is stopped once the load ends): a failing kill must neither
+# fire the ERR trap nor replace the script's exit status.
+trap 'rc=$?; kill "$SAMPLER" 2>/dev/null || true; cleanup "$rc"' EXIT
 
 loadtest=
 while [ $((SECONDS - start)) -lt "$E2E_TIMEOUT" ]; do

@@ -10,13 +10,12 @@ use reservation_service::config::{DatabaseArgs, SeedArgs};
 use reservation_service::preage::Preage;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::AppState;
-use reservation_service::store::redis::{RedisSettings, RedisStore};
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 
 use crate::helpers::{
-    ADMIN_TOKEN, AppOptions, FaultProxy, TestApp, body, redis_url, settings, spawn_app_aged,
-    spawn_app_with,
+    ADMIN_TOKEN, AppOptions, FaultProxy, TestApp, body, redis_store, redis_url, settings,
+    spawn_app_aged, spawn_app_with,
 };
 
 /// The app as started with CACHE_MODE=`mode` (and a small cache, so pre-ageing is quick).
@@ -194,14 +193,11 @@ async fn a_flip_that_cannot_be_stored_changes_nothing(pool: MySqlPool) {
 #[sqlx::test(migrations = "../migrations")]
 async fn the_start_fails_when_the_stored_mode_cannot_be_read(pool: MySqlPool) {
     let redis = || {
-        RedisStore::new(RedisSettings {
-            url: redis_url(),
-            prefix: format!("test:cache_flip:{}:", std::process::id()),
-            op_timeout: Duration::from_millis(50),
-            hot_ttl: Duration::from_secs(60),
-            summary_ttl: Duration::from_secs(60),
-        })
-        .unwrap()
+        redis_store(
+            &redis_url(),
+            &format!("test:cache_flip:{}:", std::process::id()),
+            Duration::from_millis(50),
+        )
     };
 
     // MySQL unreachable.

@@ -3,16 +3,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use leaklab_cache::Mode;
-use reservation_service::admission::LimitPolicy;
-use reservation_service::cache_slot::SweepPacing;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::store::redis::{RedisSettings, RedisStore};
+use reservation_service::store::redis::RedisStore;
 use serde_json::Value;
 use sqlx::MySqlPool;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+pub use crate::serve_args::serve_args;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -29,33 +28,25 @@ fn init_logs() {
     }
 }
 
+/// A Redis store as `serve` builds it, from the Redis flags.
+pub fn redis_store(url: &str, prefix: &str, timeout: Duration) -> RedisStore {
+    let args = serve_args(
+        ADMIN_TOKEN,
+        &[
+            &format!("--redis-url={url}"),
+            &format!("--redis-prefix={prefix}"),
+            &format!("--redis-timeout={}ms", timeout.as_millis()),
+            "--redis-hot-ttl=300s",
+            "--redis-summary-ttl=300s",
+        ],
+    );
+    startup::redis_store(&args.redis).expect("redis url")
+}
+
+/// The settings `serve` would build from the tests' flags, through the same `Settings::from_args`.
 pub fn settings() -> Settings {
-    Settings {
-        // Generous: tests run in parallel on a debug build on two shared cores; the tests about
-        // the quota set their own.
-        request_quota: Duration::from_secs(5),
-        max_in_flight: 256,
-        limit_policy: LimitPolicy::Adaptive {
-            min: 16,
-            target: Duration::from_millis(20),
-        },
-        max_body_bytes: 16 * 1024,
-        related_activities: 3,
-        admin_token: Some(ADMIN_TOKEN.into()),
-        cache: leaklab_cache::Config {
-            mode: Mode::Fixed,
-            capacity: 1_000,
-            ttl: Some(Duration::from_secs(60)),
-        },
-        cache_sweep: SweepPacing {
-            max_interval: Duration::from_millis(200),
-            lookups: 0,
-        },
-        shutdown_grace: Duration::from_secs(2),
-        profile_dir: std::env::temp_dir().join(format!("leaklab-profiles-{}", rand_suffix())),
-        anomaly: None,
-        request_sampler: None,
-    }
+    Settings::from_args(&serve_args(ADMIN_TOKEN, &["--shutdown-grace=2s"]))
+        .expect("the tests' settings are valid")
 }
 
 pub struct TestApp {
@@ -109,14 +100,7 @@ pub async fn spawn_app_aged(
         NEXT.fetch_add(1, Ordering::Relaxed),
         rand_suffix()
     );
-    let redis = RedisStore::new(RedisSettings {
-        url: options.redis_url,
-        prefix: prefix.clone(),
-        op_timeout: options.redis_timeout,
-        hot_ttl: Duration::from_secs(300),
-        summary_ttl: Duration::from_secs(300),
-    })
-    .expect("redis url");
+    let redis = redis_store(&options.redis_url, &prefix, options.redis_timeout);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let related = options.settings.related_activities;

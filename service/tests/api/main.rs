@@ -11,6 +11,8 @@ mod observability;
 mod page;
 mod reproduction;
 mod reservations;
+#[path = "../common/serve_args.rs"]
+mod serve_args;
 mod shutdown;
 mod traces;
 mod verify;

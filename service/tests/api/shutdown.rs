@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reservation_service::startup::{self, AppState};
-use reservation_service::store::redis::{RedisSettings, RedisStore};
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::helpers::{FaultProxy, redis_addr, settings};
+use crate::helpers::{FaultProxy, redis_addr, redis_store, settings};
 
 /// How one request of the load ended.
 #[derive(Debug)]
@@ -27,14 +26,11 @@ async fn shutdown_under_load_drains_accepted_requests_without_5xx(pool: MySqlPoo
     // Every Redis answer 100 ms late, so that requests are in flight when the signal comes.
     let redis = FaultProxy::start(redis_addr()).await;
     redis.set_latency(Duration::from_millis(100));
-    let redis = RedisStore::new(RedisSettings {
-        url: format!("redis://{}", redis.addr),
-        prefix: format!("test:shutdown:{}:", std::process::id()),
-        op_timeout: Duration::from_secs(2),
-        hot_ttl: Duration::from_secs(60),
-        summary_ttl: Duration::from_secs(60),
-    })
-    .unwrap();
+    let redis = redis_store(
+        &format!("redis://{}", redis.addr),
+        &format!("test:shutdown:{}:", std::process::id()),
+        Duration::from_secs(2),
+    );
     let activity: u64 = sqlx::query(
         "INSERT INTO activities (title, starts_at) VALUES ('Shutdown', '2030-01-01 10:00:00')",
     )

@@ -1,46 +1,24 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use leaklab_cache::Mode;
-use reservation_service::admission::LimitPolicy;
-use reservation_service::cache_slot::SweepPacing;
 use reservation_service::server::HttpLimits;
 use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::store::redis::{RedisSettings, RedisStore};
+use reservation_service::store::redis::RedisStore;
 use serde_json::Value;
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::serve_args::serve_args;
+
 pub const ADMIN_TOKEN: &str = "hardening-admin-token";
 
+/// The settings `serve` would build from the tests' flags, through the same `Settings::from_args`.
 pub fn settings() -> Settings {
-    Settings {
-        request_quota: Duration::from_secs(5),
-        max_in_flight: 256,
-        limit_policy: LimitPolicy::Adaptive {
-            min: 16,
-            target: Duration::from_millis(20),
-        },
-        max_body_bytes: 16 * 1024,
-        related_activities: 3,
-        admin_token: Some(ADMIN_TOKEN.into()),
-        cache: leaklab_cache::Config {
-            mode: Mode::Fixed,
-            capacity: 1_000,
-            ttl: Some(Duration::from_secs(60)),
-        },
-        cache_sweep: SweepPacing {
-            max_interval: Duration::from_millis(200),
-            lookups: 0,
-        },
-        // Room for the shutdown test's in-flight profile (admin_listener.rs).
-        shutdown_grace: Duration::from_secs(20),
-        profile_dir: std::env::temp_dir().join(format!("leaklab-hardening-{}", unique())),
-        anomaly: None,
-        request_sampler: None,
-    }
+    // Room for the shutdown test's in-flight profile (admin_listener.rs).
+    Settings::from_args(&serve_args(ADMIN_TOKEN, &["--shutdown-grace=20s"]))
+        .expect("the tests' settings are valid")
 }
 
 fn unique() -> u64 {
@@ -48,15 +26,19 @@ fn unique() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
+/// As `serve` builds its store, from the Redis flags, under a key prefix of its own.
 pub fn redis_store() -> RedisStore {
-    RedisStore::new(RedisSettings {
-        url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        prefix: format!("test:hardening:{}:{}:", std::process::id(), unique()),
-        op_timeout: Duration::from_millis(50),
-        hot_ttl: Duration::from_secs(300),
-        summary_ttl: Duration::from_secs(300),
-    })
-    .expect("redis url")
+    let prefix = format!("test:hardening:{}:{}:", std::process::id(), unique());
+    let args = serve_args(
+        ADMIN_TOKEN,
+        &[
+            &format!("--redis-prefix={prefix}"),
+            "--redis-timeout=50ms",
+            "--redis-hot-ttl=300s",
+            "--redis-summary-ttl=300s",
+        ],
+    );
+    startup::redis_store(&args.redis).expect("redis url")
 }
 
 pub fn state(pool: MySqlPool, limits: HttpLimits) -> AppState {

@@ -6,3 +6,5 @@ mod admin_listener;
 mod app;
 mod limits;
 mod parsing;
+#[path = "../common/serve_args.rs"]
+mod serve_args;
