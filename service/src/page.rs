@@ -46,6 +46,9 @@ pub struct PageUser {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PageSources {
     pub activity: Source,
+    /// The reserved count and the user's state. `hot_state` on the wire, the name clients and
+    /// the published API have always read.
+    #[serde(rename = "hot_state")]
     pub cached_reservation: Source,
 }
 
@@ -55,7 +58,7 @@ pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Pa
         .await?
         .ok_or_else(|| AppError::NotFound(format!("activity {activity_id} does not exist")))?;
     let related = related(state, &*cache, &summary.related_ids).await?;
-    let (reserved_count, reservation, hot_source) =
+    let (reserved_count, reservation, reservation_source) =
         cached_reservation(state, activity_id, user_id).await?;
     Ok(Page {
         activity: summary.activity.clone(),
@@ -67,7 +70,7 @@ pub async fn page(state: &AppState, activity_id: u64, user_id: u64) -> Result<Pa
         related,
         sources: PageSources {
             activity: activity_source,
-            cached_reservation: hot_source,
+            cached_reservation: reservation_source,
         },
     })
 }

@@ -37,7 +37,7 @@ async fn reads_fall_back_to_mysql_when_redis_is_unreachable(pool: MySqlPool) {
         .get(&format!("/v1/activities/{id}/page?user_id=3"))
         .await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!(page["sources"]["cached_reservation"], "mysql");
+    assert_eq!(page["sources"]["hot_state"], "mysql");
     assert_eq!(page["reserved_count"], 1);
     assert_eq!(page["user"]["reservation"], "active");
 }
@@ -60,7 +60,7 @@ async fn redis_coming_back_is_repaired_without_restart(pool: MySqlPool) {
     // Let the read-repair of the first view land in Redis.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            app.get(&page).await.1["sources"]["cached_reservation"] == "redis"
+            app.get(&page).await.1["sources"]["hot_state"] == "redis"
         })
         .await
     );
@@ -72,7 +72,7 @@ async fn redis_coming_back_is_repaired_without_restart(pool: MySqlPool) {
     assert_eq!(status, 201, "the write is acknowledged by MySQL alone");
     let (status, during) = app.get(&page).await;
     assert_eq!(status, 200);
-    assert_eq!(during["sources"]["cached_reservation"], "mysql");
+    assert_eq!(during["sources"]["hot_state"], "mysql");
     assert_eq!(during["user"]["reservation"], "active");
     let (_, ready) = app.get("/readyz").await;
     assert_eq!(ready["redis"]["ok"], false);
@@ -81,7 +81,7 @@ async fn redis_coming_back_is_repaired_without_restart(pool: MySqlPool) {
     // Redis still holds the copy from before the write; the repair must replace it.
     let repaired = eventually(Duration::from_secs(10), || async {
         let (_, p) = app.get(&page).await;
-        p["sources"]["cached_reservation"] == "redis"
+        p["sources"]["hot_state"] == "redis"
             && p["user"]["reservation"] == "active"
             && p["reserved_count"] == 1
     })

@@ -41,7 +41,7 @@ async fn page_reads_through_memory_redis_and_mysql(pool: MySqlPool) {
     let (_, after) = app.get(&path).await;
     assert_eq!(after["reserved_count"], 1);
     assert_eq!(after["user"]["reservation"], "active");
-    assert_eq!(after["sources"]["cached_reservation"], "redis");
+    assert_eq!(after["sources"]["hot_state"], "redis");
 }
 
 #[sqlx::test(migrations = "../migrations")]

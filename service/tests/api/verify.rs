@@ -102,7 +102,7 @@ async fn no_acknowledged_write_is_lost_when_redis_then_mysql_go_away(pool: MySql
         sleep_until(at(2.3)).await;
         let (status, page) = app.get(&probe_page).await;
         assert_eq!(status, 200, "reads are served without Redis: {page}");
-        assert_eq!(page["sources"]["cached_reservation"], "mysql");
+        assert_eq!(page["sources"]["hot_state"], "mysql");
         let (status, body) = app
             .put(&format!(
                 "/v1/activities/{probe_write}/reservations/{PROBE_USER}"
@@ -116,7 +116,7 @@ async fn no_acknowledged_write_is_lost_when_redis_then_mysql_go_away(pool: MySql
         // The probe's page comes back into Redis (repair, then read-repair).
         assert!(
             eventually(Duration::from_secs(2), || async {
-                app.get(&probe_page).await.1["sources"]["cached_reservation"] == "redis"
+                app.get(&probe_page).await.1["sources"]["hot_state"] == "redis"
             })
             .await,
             "Redis serves the cached reservation again after it came back"
@@ -129,7 +129,7 @@ async fn no_acknowledged_write_is_lost_when_redis_then_mysql_go_away(pool: MySql
         sleep_until(at(6.3)).await;
         let (status, page) = app.get(&probe_page).await;
         assert_eq!(status, 200, "a cached page is served without MySQL: {page}");
-        assert_eq!(page["sources"]["cached_reservation"], "redis");
+        assert_eq!(page["sources"]["hot_state"], "redis");
         let (status, error) = app
             .put(&format!(
                 "/v1/activities/{probe_write}/reservations/{}",
