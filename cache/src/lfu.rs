@@ -471,8 +471,10 @@ where
     }
 
     fn sweep(&self) -> SweepReport {
-        let (mut inner, lock_wait) = self.lock();
+        // Raised before the lock is taken, so that no `try_get` slips in between and then blocks
+        // its caller's thread behind the whole walk.
         self.sweeping.store(true, Ordering::Release);
+        let (mut inner, lock_wait) = self.lock();
         let start = Instant::now();
         let now = self.clock.now();
         let (nodes_walked, items_expired) = inner.sweep(now);

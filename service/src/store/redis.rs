@@ -116,25 +116,13 @@ impl RedisStore {
         RedisKeys::new(&self.settings.prefix)
     }
 
-    fn counter_key(&self, activity_id: u64) -> String {
-        self.keys().counter(activity_id)
-    }
-
-    fn user_key(&self, activity_id: u64, user_id: u64) -> String {
-        self.keys().reservation(activity_id, user_id)
-    }
-
-    fn summary_key(&self, activity_id: u64) -> String {
-        self.keys().summary(activity_id)
-    }
-
     fn key(&self, key: DirtyKey) -> String {
         match key {
-            DirtyKey::Counter(id) => self.counter_key(id),
+            DirtyKey::Counter(id) => self.keys().counter(id),
             DirtyKey::User {
                 activity_id,
                 user_id,
-            } => self.user_key(activity_id, user_id),
+            } => self.keys().reservation(activity_id, user_id),
         }
     }
 
@@ -186,8 +174,8 @@ impl RedisStore {
             .bounded(
                 "HGET",
                 redis::pipe()
-                    .hget(self.counter_key(activity_id), "x")
-                    .hget(self.user_key(activity_id, user_id), "x")
+                    .hget(self.keys().counter(activity_id), "x")
+                    .hget(self.keys().reservation(activity_id, user_id), "x")
                     .query_async(&mut conn),
             )
             .await?;
@@ -207,7 +195,7 @@ impl RedisStore {
             .bounded(
                 "GET",
                 redis::cmd("GET")
-                    .arg(self.summary_key(activity_id))
+                    .arg(self.keys().summary(activity_id))
                     .query_async(&mut conn),
             )
             .await?;
@@ -222,7 +210,7 @@ impl RedisStore {
         self.bounded(
             "SET",
             redis::cmd("SET")
-                .arg(self.summary_key(summary.activity.id))
+                .arg(self.keys().summary(summary.activity.id))
                 .arg(json)
                 .arg("PX")
                 .arg(self.settings.summary_ttl.as_millis() as u64)
@@ -242,14 +230,14 @@ impl RedisStore {
         let mut keys = Vec::with_capacity(2);
         if let Some((activity_id, c)) = counter {
             invocation
-                .key(self.counter_key(activity_id))
+                .key(self.keys().counter(activity_id))
                 .arg(c.value)
                 .arg(c.version);
             keys.push(DirtyKey::Counter(activity_id));
         }
         if let Some((activity_id, user_id, u)) = user {
             invocation
-                .key(self.user_key(activity_id, user_id))
+                .key(self.keys().reservation(activity_id, user_id))
                 .arg(user_str(u.value))
                 .arg(u.version);
             keys.push(DirtyKey::User {
