@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod redis_keys;
+pub mod reservation;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use redis_keys::RedisKeys;
+pub use reservation::ReservationState;

@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// Shared with the load generator, which checks it against what it sent.
+pub use leaklab_contract::ReservationState;
+
 pub const MAX_TITLE_CHARS: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -32,37 +35,6 @@ impl TryFrom<String> for ActivityStatus {
             "open" => Ok(Self::Open),
             "closed" => Ok(Self::Closed),
             other => Err(format!("unknown activity status {other:?}")),
-        }
-    }
-}
-
-impl TryFrom<String> for ReservationState {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| format!("unknown reservation state {s:?}"))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReservationState {
-    Active,
-    Cancelled,
-}
-
-impl ReservationState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(Self::Active),
-            "cancelled" => Some(Self::Cancelled),
-            _ => None,
         }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::record::{State, WriteOutcome, WriteRecord};
+use super::record::{ReservationState, WriteOutcome, WriteRecord};
 use crate::util;
 
 /// (activity, user)
@@ -32,7 +32,7 @@ pub type Pair = (u32, u32);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub id: u64,
-    pub state: State,
+    pub state: ReservationState,
     pub version: u64,
     /// Created (id above the pre-run maximum) or updated since the run started.
     pub changed_in_run: bool,
@@ -125,7 +125,7 @@ pub struct MysqlCheck {
 #[derive(Debug, Clone, Copy)]
 struct Ack {
     id: u64,
-    state: State,
+    state: ReservationState,
     version: u64,
     at: i64,
 }
@@ -471,7 +471,7 @@ mod tests {
         }
     }
 
-    fn acked(id: u64, state: State, version: u64) -> WriteOutcome {
+    fn acked(id: u64, state: ReservationState, version: u64) -> WriteOutcome {
         WriteOutcome::Acked {
             status: 200,
             id,
@@ -485,7 +485,7 @@ mod tests {
         status: 0,
     };
 
-    fn row(id: u64, state: State, version: u64, changed: bool) -> Row {
+    fn row(id: u64, state: ReservationState, version: u64, changed: bool) -> Row {
         Row {
             id,
             state,
@@ -513,19 +513,31 @@ mod tests {
         // The cancel (v2) was answered before the reserve (v1): order of answers is not order
         // of application.
         let records = [
-            rec(OpKind::Cancel, 1, 1, 10, acked(5, State::Cancelled, 2)),
-            rec(OpKind::Reserve, 1, 1, 20, acked(5, State::Active, 1)),
+            rec(
+                OpKind::Cancel,
+                1,
+                1,
+                10,
+                acked(5, ReservationState::Cancelled, 2),
+            ),
+            rec(
+                OpKind::Reserve,
+                1,
+                1,
+                20,
+                acked(5, ReservationState::Active, 1),
+            ),
         ];
         let c = check_mysql(
             &records,
-            &db(&[((1, 1), vec![row(5, State::Cancelled, 2, true)])]),
+            &db(&[((1, 1), vec![row(5, ReservationState::Cancelled, 2, true)])]),
         );
         assert_eq!((c.checked, c.ok), (2, 2));
         assert!(c.findings.is_empty(), "{:?}", c.findings);
 
         let c = check_mysql(
             &records,
-            &db(&[((1, 1), vec![row(5, State::Active, 1, true)])]),
+            &db(&[((1, 1), vec![row(5, ReservationState::Active, 1, true)])]),
         );
         assert_eq!(kinds(&c), [("ack_rolled_back", Severity::Violation)]);
         assert_eq!(c.violating_acks, 2);
@@ -533,17 +545,23 @@ mod tests {
 
     #[test]
     fn acknowledged_writes_must_exist_with_their_id_and_state() {
-        let records = [rec(OpKind::Reserve, 2, 3, 0, acked(9, State::Active, 1))];
+        let records = [rec(
+            OpKind::Reserve,
+            2,
+            3,
+            0,
+            acked(9, ReservationState::Active, 1),
+        )];
         let missing = check_mysql(&records, &db(&[((2, 3), vec![])]));
         assert_eq!(kinds(&missing), [("ack_missing", Severity::Violation)]);
         let other_id = check_mysql(
             &records,
-            &db(&[((2, 3), vec![row(10, State::Active, 1, true)])]),
+            &db(&[((2, 3), vec![row(10, ReservationState::Active, 1, true)])]),
         );
         assert_eq!(kinds(&other_id), [("ack_id_mismatch", Severity::Violation)]);
         let other_state = check_mysql(
             &records,
-            &db(&[((2, 3), vec![row(9, State::Cancelled, 1, true)])]),
+            &db(&[((2, 3), vec![row(9, ReservationState::Cancelled, 1, true)])]),
         );
         assert_eq!(
             kinds(&other_state),
@@ -554,8 +572,8 @@ mod tests {
             &db(&[(
                 (2, 3),
                 vec![
-                    row(9, State::Active, 1, true),
-                    row(11, State::Active, 1, true),
+                    row(9, ReservationState::Active, 1, true),
+                    row(11, ReservationState::Active, 1, true),
                 ],
             )]),
         );
@@ -564,8 +582,14 @@ mod tests {
 
     #[test]
     fn later_changes_are_uncertain_only_with_a_request_of_unknown_outcome() {
-        let acked_reserve = rec(OpKind::Reserve, 1, 1, 0, acked(5, State::Active, 1));
-        let snapshot = db(&[((1, 1), vec![row(5, State::Cancelled, 2, true)])]);
+        let acked_reserve = rec(
+            OpKind::Reserve,
+            1,
+            1,
+            0,
+            acked(5, ReservationState::Active, 1),
+        );
+        let snapshot = db(&[((1, 1), vec![row(5, ReservationState::Cancelled, 2, true)])]);
         let timed_out_cancel = rec(OpKind::Cancel, 1, 1, 10, TIMEOUT);
         let c = check_mysql(&[acked_reserve, timed_out_cancel], &snapshot);
         assert_eq!(kinds(&c), [("changed_by_unknown", Severity::Uncertain)]);
@@ -584,7 +608,7 @@ mod tests {
 
     #[test]
     fn rows_without_acknowledgement() {
-        let snapshot = db(&[((4, 4), vec![row(7, State::Active, 1, true)])]);
+        let snapshot = db(&[((4, 4), vec![row(7, ReservationState::Active, 1, true)])]);
         let lost = check_mysql(&[rec(OpKind::Reserve, 4, 4, 0, TIMEOUT)], &snapshot);
         assert_eq!(kinds(&lost), [("lost_ack", Severity::Uncertain)]);
         assert_eq!(lost.checked, 0);
@@ -602,7 +626,7 @@ mod tests {
             assert_eq!(kinds(&c), [("unacknowledged_row", Severity::Violation)]);
         }
         // A row from before the run that the run only failed to change is no finding.
-        let old = db(&[((4, 4), vec![row(7, State::Active, 1, false)])]);
+        let old = db(&[((4, 4), vec![row(7, ReservationState::Active, 1, false)])]);
         let c = check_mysql(
             &[rec(
                 OpKind::Reserve,
@@ -664,9 +688,9 @@ mod tests {
     #[test]
     fn redis_copies_must_match_mysql_when_present() {
         let mut snapshot = db(&[
-            ((1, 1), vec![row(5, State::Cancelled, 2, true)]),
+            ((1, 1), vec![row(5, ReservationState::Cancelled, 2, true)]),
             ((1, 2), vec![]),
-            ((1, 3), vec![row(6, State::Active, 1, true)]),
+            ((1, 3), vec![row(6, ReservationState::Active, 1, true)]),
         ]);
         snapshot.activities.insert(
             1,

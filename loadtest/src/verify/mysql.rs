@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 use super::check::{ActivityRow, DbSnapshot, Pair, Row};
-use super::record::State;
+use super::record::ReservationState;
 use super::{BATCH, Baseline, bounded};
 
 pub(super) async fn global_duplicates(
@@ -62,7 +62,7 @@ pub(super) async fn load_db(
                 continue;
             };
             if let Some(list) = snap.rows.get_mut(&(a, u)) {
-                let state = State::parse(&state)
+                let state = ReservationState::parse(&state)
                     .ok_or_else(|| format!("reservation {id} has unknown state {state:?}"))?;
                 list.push(Row {
                     id,

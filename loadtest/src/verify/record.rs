@@ -10,29 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Class, Op, OpKind};
 
 /// A reservation's state as the service reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Active,
-    Cancelled,
-}
-
-impl State {
-    pub fn parse(s: &str) -> Option<State> {
-        match s {
-            "active" => Some(State::Active),
-            "cancelled" => Some(State::Cancelled),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Active => "active",
-            State::Cancelled => "cancelled",
-        }
-    }
-}
+pub use leaklab_contract::ReservationState;
 
 /// Why a write's outcome is unknown: the service may or may not have applied it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,7 +33,7 @@ pub enum WriteOutcome {
     Acked {
         status: u16,
         id: u64,
-        state: State,
+        state: ReservationState,
         version: u64,
     },
     /// A 2xx whose body is not a reservation: acknowledged, but not checkable.
@@ -98,7 +76,7 @@ pub fn classify(class: Class, status: u16, sent: bool, body: &[u8]) -> WriteOutc
         Class::Good if (200..300).contains(&status) => {
             match serde_json::from_slice::<AckBody>(body)
                 .ok()
-                .and_then(|a| Some((a.id, State::parse(a.state)?, a.version)))
+                .and_then(|a| Some((a.id, ReservationState::parse(a.state)?, a.version)))
             {
                 Some((id, state, version)) => WriteOutcome::Acked {
                     status,
@@ -183,7 +161,7 @@ mod tests {
             WriteOutcome::Acked {
                 status: 201,
                 id: 7,
-                state: State::Active,
+                state: ReservationState::Active,
                 version: 3
             }
         );
