@@ -39,11 +39,39 @@ def non_test(text):
     return text[: cut.start()] if cut else text
 
 
-def paths_in(text):
-    """Yields every `crate::a::b` / `super::a` path, with `use` groups expanded."""
-    for m in re.finditer(r"\buse\s+((?:crate|super|self)(?:::super)*::[^;]+);", text, re.S):
+def code(text):
+    """Non-test code without comments: a doc link is not a dependency."""
+    return re.sub(r"//[^\n]*", "", non_test(text))
+
+
+def reexports(text, here, children):
+    """`pub use` items of a module, by name -> the full path they re-export."""
+    out = {}
+    for m in re.finditer(r"\bpub(?:\([\w:]+\))?\s+use\s+([^;]+);", text, re.S):
+        for path in expand(re.sub(r"\s+", "", m.group(1))):
+            alias = None
+            if "as" in path.split("::")[-1] and re.search(r"\bas\b", path):
+                path, alias = re.split(r"as(?=\w+$)", path, maxsplit=1)
+            parts = path.split("::")
+            if parts[0] in children:
+                parts = ["self"] + parts
+            name = alias or parts[-1]
+            if parts[-1] == "self":
+                parts, name = parts[:-1], alias or parts[-2]
+            out[name] = (list(here), "::".join(parts))
+    return out
+
+
+def uses(text, children):
+    """Every `crate::a::b` / `super::a` path the code names, `use` groups expanded, re-exports
+    (`pub use`) left out: a module that re-exports an item is a facade, not a user of it."""
+    private = re.sub(r"\bpub(?:\([\w:]+\))?\s+use\s+[^;]+;", "", text, flags=re.S)
+    for m in re.finditer(r"\buse\s+(\w+)::([^;]+);", private, re.S):
+        if m.group(1) in children:
+            yield from expand("self::" + m.group(1) + "::" + re.sub(r"\s+", "", m.group(2)))
+    for m in re.finditer(r"\buse\s+((?:crate|super|self)(?:::super)*::[^;]+);", private, re.S):
         yield from expand(re.sub(r"\s+", "", m.group(1)))
-    for m in re.finditer(r"(?<![:\w])((?:crate|super)(?:::super)*(?:::\w+)+)", text):
+    for m in re.finditer(r"(?<![:\w])((?:crate|super)(?:::super)*(?:::\w+)+)", private):
         yield m.group(1)
 
 
@@ -68,31 +96,49 @@ def expand(path):
             yield from expand(head + item)
 
 
-def resolve(path, here, mods):
-    parts = path.split("::")
+def absolute(path, here):
+    parts = path.replace(" ", "").split("::")
     if parts[0] == "crate":
-        base, rest = [], parts[1:]
-    else:
-        # `super` in a/b.rs (module a::b) is module a; in a/mod.rs (module a) it is the root.
-        base = list(here)
-        rest = parts
-        while rest and rest[0] in ("super", "self"):
-            if rest[0] == "super":
-                base = base[:-1]
-            rest = rest[1:]
-    target = base + [p for p in rest if p != "self"]
-    while target and tuple(target) not in mods:
-        target = target[:-1]
-    return mods.get(tuple(target))
+        return parts[1:]
+    base, rest = list(here), parts
+    # `super` in a/b.rs (module a::b) is module a; in a/mod.rs (module a) it is the root.
+    while rest and rest[0] in ("super", "self"):
+        if rest[0] == "super":
+            base = base[:-1]
+        rest = rest[1:]
+    return base + rest
+
+
+def resolve(path, here, mods, exports, depth=0):
+    """The file that defines what `path` names, following re-exports."""
+    target = absolute(path, here)
+    n = len(target)
+    while n and tuple(target[:n]) not in mods:
+        n -= 1
+    module = tuple(target[:n])
+    if module not in mods:
+        return None
+    rest = target[n:]
+    if rest and depth < 8:
+        reexport = exports.get(module, {}).get(rest[0])
+        if reexport:
+            src_here, src_path = reexport
+            return resolve(src_path, src_here, mods, exports, depth + 1)
+    return mods[module]
 
 
 def graph(src):
     mods = modules(src)
+    texts = {here: code(open(os.path.join(src, f)).read()) for here, f in mods.items()}
+    kids = {
+        here: {m[-1] for m in mods if len(m) == len(here) + 1 and m[: len(here)] == here}
+        for here in mods
+    }
+    exports = {here: reexports(texts[here], here, kids[here]) for here in mods}
     edges = {f: set() for f in mods.values()}
     for here, f in mods.items():
-        text = non_test(open(os.path.join(src, f)).read())
-        for p in paths_in(text):
-            t = resolve(p, list(here), mods)
+        for p in uses(texts[here], kids[here]):
+            t = resolve(p, here, mods, exports)
             if t and t != f:
                 edges[f].add(t)
     return edges

@@ -15,10 +15,12 @@ pub static malloc_conf: &[u8] = b"prof:true,prof_active:true,lg_prof_sample:19\0
 
 use anyhow::Context;
 use clap::Parser;
+use reservation_service::cache::preage;
 use reservation_service::config::{Cli, Command};
 use reservation_service::server::HttpLimits;
-use reservation_service::startup::{self, AppState, Settings};
-use reservation_service::{preage, seed, telemetry};
+use reservation_service::startup;
+use reservation_service::state::{AppState, Settings};
+use reservation_service::{seed, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

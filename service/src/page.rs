@@ -7,17 +7,15 @@
 
 use std::sync::Arc;
 
-use leaklab_cache::Lookup;
 use serde::Serialize;
-use tracing::Instrument;
-use tracing::field::Empty;
 use utoipa::ToSchema;
 
-use crate::cache_slot::ActivityCache;
+use crate::cache::{ActivityCache, lookup};
 use crate::domain::{ActivityRecord, ActivitySummary, UserReservation};
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::mysql;
+use crate::telemetry;
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -82,7 +80,7 @@ async fn related(
     cache: &ActivityCache,
     ids: &[u64],
 ) -> Result<Vec<ActivityRecord>, AppError> {
-    let mut found = cache_get_many(cache, ids);
+    let mut found = lookup::get_many(cache, ids);
     // A warm page stops here: no futures, no allocation for the misses.
     if found.iter().any(Option::is_none) {
         found = futures::future::try_join_all(ids.iter().zip(found).map(|(&id, hit)| async move {
@@ -106,7 +104,7 @@ async fn summary(
     cache: &ActivityCache,
     activity_id: u64,
 ) -> Result<Option<(Arc<ActivitySummary>, Source)>, AppError> {
-    if let Some(hit) = cache_get(cache, activity_id) {
+    if let Some(hit) = lookup::get(cache, activity_id) {
         return Ok(Some((hit, Source::Memory)));
     }
     fill(state, cache, activity_id).await
@@ -121,7 +119,7 @@ async fn fill(
     match state.redis().summary(activity_id).await {
         Ok(Some(summary)) => {
             let summary = Arc::new(summary);
-            cache_set(cache, activity_id, summary.clone());
+            lookup::set(cache, activity_id, summary.clone());
             return Ok(Some((summary, Source::Redis)));
         }
         Ok(None) => {}
@@ -134,11 +132,11 @@ async fn fill(
         return Ok(None);
     };
     let summary = Arc::new(summary);
-    cache_set(cache, activity_id, summary.clone());
+    lookup::set(cache, activity_id, summary.clone());
     let redis = state.redis_arc();
     let copy = summary.clone();
     // Filling Redis is not the reader's business: it must not add a round trip to the page.
-    spawn_background("redis.fill_summary", async move {
+    telemetry::spawn_detached("redis.fill_summary", async move {
         if let Err(error) = redis.put_summary(&copy).await {
             tracing::debug!(%error, "redis summary write failed");
         }
@@ -191,123 +189,9 @@ async fn cached_reservation(
         let redis = state.redis_arc();
         let counter = loaded_counter.map(|c| (activity_id, c));
         let user = loaded_user.map(|u| (activity_id, user_id, u));
-        spawn_background("redis.read_repair", async move {
+        telemetry::spawn_detached("redis.read_repair", async move {
             let _ = redis.put(counter, user).await;
         });
     }
     Ok((count, user, Source::Mysql))
-}
-
-// Numbers go into spans as i64: tracing-opentelemetry records unsigned values as strings.
-
-/// The in-process cache read, as a span: how long it waited for the cache lock is where the
-/// leaky cache's sweep shows up in a request.
-fn cache_get(cache: &ActivityCache, activity_id: u64) -> Option<Arc<ActivitySummary>> {
-    let span = crate::telemetry::request_span!(
-        "cache.get",
-        cache.mode = cache.mode().as_str(),
-        cache.operation = "get",
-        cache.hit = Empty,
-        cache.lock_wait_us = Empty,
-    );
-    let lookup = lookup(cache, &activity_id);
-    span.record("cache.hit", lookup.value.is_some());
-    span.record("cache.lock_wait_us", lookup.lock_wait.as_micros() as i64);
-    crate::metrics::record_lock_wait(cache.mode(), "get", lookup.lock_wait);
-    lookup.value
-}
-
-/// One cache read that never stalls a runtime worker behind a sweep. The cache lock is a
-/// blocking mutex: a request that waited for it on a worker thread would hold up every other
-/// task of that worker, so during a sweep each of the two workers stopped at its first cache
-/// read and every later request waited unseen, before its first span. Waiting in
-/// `block_in_place` hands the worker's other tasks to another thread first (as Go's scheduler
-/// parks a goroutine blocked on a mutex), so each request that arrives during a sweep waits
-/// inside its own `cache.get` span, where a trace shows the wait.
-fn lookup(cache: &ActivityCache, key: &u64) -> Lookup<Arc<ActivitySummary>> {
-    if let Some(found) = cache.try_get(key) {
-        return found;
-    }
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-            tokio::task::block_in_place(|| cache.get(key))
-        }
-        // A current-thread runtime (a test's) has no other worker to hand its tasks to.
-        _ => cache.get(key),
-    }
-}
-
-/// The in-process cache reads of a page's related activities, as ONE span: a warm page view
-/// makes half as many spans as with a span per read. `cache.lock_wait_us` is the sum of the
-/// reads' lock waits (they run one after the other), `cache.lock_wait_max_us` the longest.
-fn cache_get_many(cache: &ActivityCache, ids: &[u64]) -> Vec<Option<Arc<ActivitySummary>>> {
-    let span = crate::telemetry::request_span!(
-        "cache.get_many",
-        cache.mode = cache.mode().as_str(),
-        cache.operation = "get_many",
-        cache.keys = ids.len() as i64,
-        cache.hits = Empty,
-        cache.lock_wait_us = Empty,
-        cache.lock_wait_max_us = Empty,
-    );
-    let mut hits = 0_i64;
-    let mut total = std::time::Duration::ZERO;
-    let mut max = std::time::Duration::ZERO;
-    let values = ids
-        .iter()
-        .map(|id| {
-            let lookup = lookup(cache, id);
-            crate::metrics::record_lock_wait(cache.mode(), "get", lookup.lock_wait);
-            hits += i64::from(lookup.value.is_some());
-            total += lookup.lock_wait;
-            max = max.max(lookup.lock_wait);
-            lookup.value
-        })
-        .collect();
-    if !span.is_disabled() {
-        span.record("cache.hits", hits);
-        span.record("cache.lock_wait_us", total.as_micros() as i64);
-        span.record("cache.lock_wait_max_us", max.as_micros() as i64);
-    }
-    values
-}
-
-/// The in-process cache write, as a span: eviction is where the leaky cache walks its list.
-fn cache_set(cache: &ActivityCache, activity_id: u64, summary: Arc<ActivitySummary>) {
-    let span = crate::telemetry::request_span!(
-        "cache.set",
-        cache.mode = cache.mode().as_str(),
-        cache.operation = "set",
-        cache.evicted = Empty,
-        cache.nodes_walked = Empty,
-        cache.lock_wait_us = Empty,
-    );
-    let outcome = cache.set(activity_id, summary);
-    span.record("cache.evicted", outcome.evicted as i64);
-    span.record("cache.nodes_walked", outcome.nodes_walked as i64);
-    span.record("cache.lock_wait_us", outcome.lock_wait.as_micros() as i64);
-    crate::metrics::record_lock_wait(cache.mode(), "set", outcome.lock_wait);
-}
-
-/// A span for work the request starts but does not wait for. It is a root linked to the request
-/// (not a child), so that the request's span ends when the response goes out, not when the
-/// background write does.
-fn background_span(name: &'static str) -> tracing::Span {
-    let span = crate::telemetry::request_span!(parent: None, "background", otel.name = name);
-    if !span.is_disabled() {
-        let request = tracing::Span::current();
-        span.follows_from(&request);
-        crate::telemetry::sample_as(&span, &request);
-    }
-    span
-}
-
-/// Spawns work the request does not wait for, in its own root span (see [`background_span`]),
-/// sampled as the request is: an unsampled request's background writes make no spans either.
-fn spawn_background<F>(name: &'static str, work: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let span = background_span(name);
-    tokio::spawn(crate::telemetry::as_current_request(work).instrument(span));
 }

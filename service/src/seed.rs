@@ -153,7 +153,7 @@ async fn reset(pool: &MySqlPool) -> anyhow::Result<()> {
     }
     // A fresh lab starts in the environment's cache mode: a runtime flip stored by
     // `PUT /admin/cache` (which would win over CACHE_MODE at the service's next start) goes too.
-    if let Some((mode, at)) = crate::cache_mode::clear(pool)
+    if let Some((mode, at)) = crate::cache::mode::clear(pool)
         .await
         .context("reset failed clearing the stored cache mode flip")?
     {

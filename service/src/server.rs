@@ -2,7 +2,7 @@
 //! does not expose them), any number of listeners, and one graceful shutdown across all of them.
 //!
 //! Limits come in two tiers:
-//! - [`HttpLimits`] are checked by a middleware ([`enforce`]), which answers with the service's
+//! - [`HttpLimits`] are checked by a middleware ([`crate::middleware::head_limits`]), which answers with the service's
 //!   JSON error: 414 `uri_too_long`, 431 `headers_too_large`.
 //! - hyper's own caps sit well above them ([`HttpLimits::hard_max_headers`],
 //!   [`HttpLimits::hard_max_head_bytes`]) and bound the memory one request head can take before any
@@ -14,10 +14,7 @@ use std::io;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -110,14 +107,6 @@ impl HttpLimits {
             });
         }
         Ok(())
-    }
-}
-
-/// Middleware: answers requests over `limits` with a JSON 414 or 431 before any extractor runs.
-pub async fn enforce(limits: HttpLimits, request: Request, next: Next) -> Response {
-    match limits.check(&request) {
-        Ok(()) => next.run(request).await,
-        Err(error) => error.into_response(),
     }
 }
 

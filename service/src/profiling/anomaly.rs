@@ -13,7 +13,6 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,57 +21,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::capture::{self, Capture, CaptureCost};
 use super::cpu::{self, Format};
+use super::rule::Rule;
 use super::window::{LatencyWindow, WindowSummary};
 use super::{ProfileError, heap, process};
-use crate::cache_slot::CacheSlot;
+use crate::cache::CacheSlot;
 
 /// Samples kept for the "recent average" a jump is measured against; also how long CPU must have
 /// been busy before a jump counts.
 const HISTORY: usize = 10;
 /// Dumps kept on disk; older ones are deleted.
 const KEPT_DUMPS: usize = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rule {
-    /// Below this the rule never fires (quiet processes are not anomalous).
-    pub min: f64,
-    /// Fires on a jump of this many percent above the recent average...
-    pub diff_pct: f64,
-    /// ...or at this absolute value, whatever the average.
-    pub abs: f64,
-    #[serde(serialize_with = "crate::profiling::anomaly::secs")]
-    pub cooldown: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-/// `MIN,DIFF%,ABS,COOLDOWN`, e.g. `50,100,250,1m`.
-impl FromStr for Rule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-        let [min, diff, abs, cooldown] = parts[..] else {
-            return Err(format!("expected MIN,DIFF%,ABS,COOLDOWN, got {s:?}"));
-        };
-        let number = |v: &str, what: &str| {
-            v.trim_end_matches('%')
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .ok_or_else(|| format!("{what} must be a non-negative number, got {v:?}"))
-        };
-        Ok(Rule {
-            min: number(min, "MIN")?,
-            diff_pct: number(diff, "DIFF")?,
-            abs: number(abs, "ABS")?,
-            cooldown: humantime::parse_duration(cooldown)
-                .map_err(|e| format!("COOLDOWN {cooldown:?}: {e}"))?,
-        })
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

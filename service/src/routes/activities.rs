@@ -8,7 +8,7 @@ use crate::domain::{Activity, NewActivity, NewActivityRequest};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::{JsonBody, Path, Query};
 use crate::page::{self, Page};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::mysql;
 
 #[utoipa::path(

@@ -1,7 +1,7 @@
 //! Admin routes: read the cache's figures and swap its implementation at runtime.
 //! Disabled (404) unless an admin token is configured; otherwise they need `Authorization: Bearer`.
 //!
-//! A swap is a runtime flip: stored in MySQL first, it outlives restarts (`crate::cache_mode`).
+//! A swap is a runtime flip: stored in MySQL first, it outlives restarts (`crate::cache::mode`).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use crate::cache_mode::{ModeOrigin, ModeSource};
-use crate::cache_slot::ActivityCache;
+use crate::cache::ActivityCache;
+use crate::cache::mode::{ModeOrigin, ModeSource};
 use crate::error::{AppError, ErrorBody};
 use crate::extract::JsonBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Proof that the request carried the admin token.
 pub struct Admin;

@@ -16,7 +16,7 @@ use crate::profiling::anomaly::list_dumps;
 use crate::profiling::capture::Capture;
 use crate::profiling::cpu::{self, Format};
 use crate::profiling::heap;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const MAX_PROFILE: Duration = Duration::from_secs(120);
 

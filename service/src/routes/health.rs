@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::mysql;
 
 #[derive(Debug, Serialize, ToSchema)]

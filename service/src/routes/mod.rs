@@ -21,9 +21,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admission::Admission;
 use crate::error::{AppError, ErrorCode};
-use crate::startup::AppState;
+use crate::middleware::admission::Admission;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -100,7 +100,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
                 .timeout(settings.request_quota)
                 .layer(axum::middleware::from_fn_with_state(
                     admission,
-                    crate::admission::admit,
+                    crate::middleware::admission::admit,
                 )),
         )
 }
@@ -146,17 +146,17 @@ fn finish(routes: Router<AppState>, openapi: utoipa::openapi::OpenApi, state: Ap
         ))
         // Before any extractor: an over-long URI or oversized headers get a JSON 414/431.
         .layer(axum::middleware::from_fn(move |request, next| {
-            crate::server::enforce(limits, request, next)
+            crate::middleware::head_limits::enforce(limits, request, next)
         }))
         // Second from the outside, inside only `metrics::track` (the last `.layer()` is the
         // outermost): the server span times everything else and sees every final status.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::telemetry::http::trace_request,
+            crate::middleware::trace::trace_request,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::metrics::track,
+            crate::middleware::metrics::track,
         ))
         .with_state(state)
 }

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::{Reservation, UserReservation};
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::extract::{Path, Query};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::Versioned;
 use crate::store::mysql::{self, WriteError, WriteOutcome};
 use crate::store::redis::{DirtyKey, RedisStore};

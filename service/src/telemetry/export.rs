@@ -1,4 +1,4 @@
-//! The OTLP exporter, the counts of what it exported and lost, and the flush at shutdown.
+//! The OTLP exporter and the counts of what it exported and lost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,51 +11,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Span, SpanData, SpanExporter, SpanProcessor};
 
-use super::provider::Tracing;
-use super::sampling::RequestSampler;
 use crate::config::OtlpProtocol;
-
-/// Flushes and stops the exporter when dropped.
-pub struct Telemetry {
-    pub(super) tracing: Option<Tracing>,
-}
-
-impl Telemetry {
-    /// For [`crate::startup::Settings::request_sampler`]; `None` when OpenTelemetry is off.
-    pub fn request_sampler(&self) -> Option<RequestSampler> {
-        self.tracing.as_ref().map(Tracing::request_sampler)
-    }
-
-    /// Exports what is queued (bounded by the export timeout) and reports what was lost.
-    pub fn shutdown(mut self) {
-        self.shutdown_inner();
-    }
-
-    fn shutdown_inner(&mut self) {
-        let Some(tracing) = self.tracing.take() else {
-            return;
-        };
-        if let Err(error) = tracing.provider.shutdown() {
-            tracing::warn!(%error, "trace export did not shut down cleanly");
-        }
-        let stats = tracing.stats.snapshot();
-        if stats.queue_dropped > 0 || stats.export_failed > 0 {
-            tracing::warn!(
-                spans_ended = stats.ended,
-                spans_exported = stats.exported,
-                spans_lost_in_failed_exports = stats.export_failed,
-                spans_dropped_at_full_queue = stats.queue_dropped,
-                "some spans were not exported"
-            );
-        }
-    }
-}
-
-impl Drop for Telemetry {
-    fn drop(&mut self) {
-        self.shutdown_inner();
-    }
-}
 
 /// Counts of sampled spans, for "spans are dropped and counted". `ended - exported - failed` is
 /// what sits in the queue or was dropped at a full queue; after a flush, only the latter.

@@ -12,8 +12,6 @@
 //! `traceparent`s are continued and responses and JSON log lines carry trace ids, so logs of a
 //! load test can be joined with its requests; only `OTEL_SDK_DISABLED=true` removes the layer.
 
-pub mod http;
-
 mod export;
 mod filter;
 mod json_log;
@@ -21,12 +19,15 @@ mod provider;
 mod request;
 mod sampling;
 mod subscriber;
+pub mod traceparent;
 
-pub use export::{ExportSnapshot, ExportStats, Telemetry};
-pub use provider::Tracing;
+pub use crate::config::DEFAULT_ROOT_SAMPLING_RATIO;
+pub use export::{ExportSnapshot, ExportStats};
+pub use provider::{Telemetry, Tracing};
 pub(crate) use request::request_span;
 pub use request::{
     always_sample, as_current_request, request_sampled, request_spans_off, sample_as,
+    spawn_detached,
 };
-pub use sampling::{DEFAULT_ROOT_SAMPLING_RATIO, RequestSampler};
+pub use sampling::RequestSampler;
 pub use subscriber::{init, subscriber};

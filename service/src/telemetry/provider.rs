@@ -1,4 +1,5 @@
-//! The tracer provider, its resource and the OpenTelemetry layer around it.
+//! The tracer provider, its resource, the OpenTelemetry layer around it, and the handle that
+//! flushes it at shutdown.
 
 use std::sync::Arc;
 
@@ -126,6 +127,48 @@ fn parse_resource_attributes(s: &str) -> Vec<KeyValue> {
             (!key.is_empty()).then(|| KeyValue::new(key.to_owned(), value.trim().to_owned()))
         })
         .collect()
+}
+
+/// Flushes and stops the exporter when dropped.
+pub struct Telemetry {
+    pub(super) tracing: Option<Tracing>,
+}
+
+impl Telemetry {
+    /// For [`crate::state::Settings::request_sampler`]; `None` when OpenTelemetry is off.
+    pub fn request_sampler(&self) -> Option<RequestSampler> {
+        self.tracing.as_ref().map(Tracing::request_sampler)
+    }
+
+    /// Exports what is queued (bounded by the export timeout) and reports what was lost.
+    pub fn shutdown(mut self) {
+        self.shutdown_inner();
+    }
+
+    fn shutdown_inner(&mut self) {
+        let Some(tracing) = self.tracing.take() else {
+            return;
+        };
+        if let Err(error) = tracing.provider.shutdown() {
+            tracing::warn!(%error, "trace export did not shut down cleanly");
+        }
+        let stats = tracing.stats.snapshot();
+        if stats.queue_dropped > 0 || stats.export_failed > 0 {
+            tracing::warn!(
+                spans_ended = stats.ended,
+                spans_exported = stats.exported,
+                spans_lost_in_failed_exports = stats.export_failed,
+                spans_dropped_at_full_queue = stats.queue_dropped,
+                "some spans were not exported"
+            );
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown_inner();
+    }
 }
 
 #[cfg(test)]

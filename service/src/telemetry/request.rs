@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use opentelemetry::trace::TraceContextExt;
+use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(doc)]
@@ -106,3 +107,26 @@ macro_rules! request_span {
     };
 }
 pub(crate) use request_span;
+
+/// A span for work the request starts but does not wait for. It is a root linked to the request
+/// (not a child), so that the request's span ends when the response goes out, not when the
+/// background write does.
+fn background_span(name: &'static str) -> tracing::Span {
+    let span = request_span!(parent: None, "background", otel.name = name);
+    if !span.is_disabled() {
+        let request = tracing::Span::current();
+        span.follows_from(&request);
+        sample_as(&span, &request);
+    }
+    span
+}
+
+/// Spawns work the request does not wait for, in its own root span (see [`background_span`]),
+/// sampled as the request is: an unsampled request's background writes make no spans either.
+pub fn spawn_detached<F>(name: &'static str, work: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let span = background_span(name);
+    tokio::spawn(as_current_request(work).instrument(span));
+}

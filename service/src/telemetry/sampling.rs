@@ -8,21 +8,7 @@ use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
 
-#[cfg(doc)]
-use super::provider::Tracing;
 use crate::config::SamplerKind;
-
-/// Share of root traces (requests that arrive without a `traceparent`) that are sampled: the
-/// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
-/// 1.6 times the CPU of an unsampled one (recording and exporting its spans), so every percent
-/// sampled costs about a third of a percent of throughput (README, "Tracing overhead"), and the
-/// goal is at most 5 % for all of tracing. The price is paid at the collector: Jaeger's tail
-/// sampling (deploy/jaeger/config.yaml) can only keep a slow or failed trace the service
-/// exported, so it sees this share of the slow root requests. Callers that send a sampled
-/// `traceparent` are always followed (parent-based), so the load generator (`--trace-sample`, 1.0
-/// by default) still gets every one of its requests traced; set the ratio to 1.0 when traffic
-/// without a `traceparent` must be tail-sampled.
-pub const DEFAULT_ROOT_SAMPLING_RATIO: f64 = 0.01;
 
 /// The configured sampler, run by the HTTP middleware before any span exists: an unsampled
 /// request then gets its ids and no span at all, and a sampled one a span that the provider
@@ -30,8 +16,9 @@ pub const DEFAULT_ROOT_SAMPLING_RATIO: f64 = 0.01;
 #[derive(Debug, Clone)]
 pub struct RequestSampler {
     pub(super) sampler: Sampler,
-    /// Whether the log layer of the subscriber composed around this [`Tracing`] takes `info`
-    /// spans, so that an unsampled request must still make its spans (for human log lines).
+    /// Whether the log layer of the subscriber composed around this
+    /// [`Tracing`](super::provider::Tracing) takes `info` spans, so that an unsampled request
+    /// must still make its spans (for human log lines).
     pub(super) log_takes_spans: Arc<AtomicBool>,
 }
 

@@ -12,10 +12,9 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use super::export::Telemetry;
 use super::filter::UnsampledSpansOff;
 use super::json_log::WithTraceIds;
-use super::provider::Tracing;
+use super::provider::{Telemetry, Tracing};
 use crate::config::{LogArgs, LogFormat, TelemetryArgs};
 
 /// Installs the global subscriber. Keep the returned guard alive; dropping it (or calling

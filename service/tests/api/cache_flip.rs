@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use leaklab_cache::Mode;
+use reservation_service::cache::preage::Preage;
 use reservation_service::config::{DatabaseArgs, SeedArgs};
-use reservation_service::preage::Preage;
 use reservation_service::server::HttpLimits;
-use reservation_service::startup::AppState;
+use reservation_service::state::AppState;
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
 

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use reservation_service::admission::LimitPolicy;
-use reservation_service::startup::Settings;
+use reservation_service::middleware::admission::LimitPolicy;
+use reservation_service::state::Settings;
 use sqlx::MySqlPool;
 
 use crate::helpers::{

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use reservation_service::server::HttpLimits;
-use reservation_service::startup::{self, AppState, Settings};
+use reservation_service::startup;
+use reservation_service::state::{AppState, Settings};
 use reservation_service::store::redis::RedisStore;
 use serde_json::Value;
 use sqlx::MySqlPool;
@@ -90,7 +91,7 @@ pub async fn spawn_app_with(pool: MySqlPool, options: AppOptions) -> TestApp {
 pub async fn spawn_app_aged(
     pool: MySqlPool,
     options: AppOptions,
-    preage: Option<reservation_service::preage::Preage>,
+    preage: Option<reservation_service::cache::preage::Preage>,
 ) -> TestApp {
     init_logs();
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -109,7 +110,7 @@ pub async fn spawn_app_aged(
         .await
         .expect("build the app state");
     if let Some(preage) = preage {
-        reservation_service::preage::run(&pool, state.cache(), preage, related)
+        reservation_service::cache::preage::run(&pool, state.cache(), preage, related)
             .await
             .expect("pre-age the cache");
     }

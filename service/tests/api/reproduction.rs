@@ -8,8 +8,8 @@ use leaklab_cache::Mode;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
-use reservation_service::admission::LimitPolicy;
-use reservation_service::preage::Preage;
+use reservation_service::cache::preage::Preage;
+use reservation_service::middleware::admission::LimitPolicy;
 use serde_json::Value;
 use sqlx::MySqlPool;
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reservation_service::startup::{self, AppState};
+use reservation_service::startup;
+use reservation_service::state::AppState;
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -2,7 +2,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use reservation_service::server::HttpLimits;
-use reservation_service::startup::{self, AppState, Settings};
+use reservation_service::startup;
+use reservation_service::state::{AppState, Settings};
 use reservation_service::store::redis::RedisStore;
 use serde_json::Value;
 use sqlx::MySqlPool;

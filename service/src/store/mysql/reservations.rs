@@ -1,83 +1,11 @@
-//! Queries against MySQL. Every statement is parameterised; nothing is built from input strings.
-//!
-//! Every statement runs in a client span named after the database semantic conventions
-//! (`SELECT activities`, with `db.system.name`, `db.operation.name`, `db.collection.name` and
-//! `db.query.text`). The text is the statement with its `?` placeholders: bound values never
-//! reach a span.
+//! Reservations and each activity's counter: reads, and the reserve and cancel transactions.
 
-use std::future::Future;
-
-use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySqlPool, MySqlTransaction};
-use tracing::Instrument;
-use tracing::field::Empty;
 
-use super::Versioned;
-use crate::domain::{
-    ActivityRecord, ActivityStatus, ActivitySummary, NewActivity, Reservation, ReservationState,
-    UserReservation,
-};
+use super::Stmt;
+use crate::domain::{ActivityStatus, Reservation, ReservationState, UserReservation};
+use crate::store::Versioned;
 
-/// One SQL statement and what its span says about it.
-struct Stmt {
-    /// `{operation} {collection}`: the span name the conventions ask for.
-    name: &'static str,
-    operation: &'static str,
-    collection: &'static str,
-    text: &'static str,
-}
-
-macro_rules! stmt {
-    ($op:ident $table:ident, $text:expr) => {
-        Stmt {
-            name: concat!(stringify!($op), " ", stringify!($table)),
-            operation: stringify!($op),
-            collection: stringify!($table),
-            text: $text,
-        }
-    };
-}
-
-impl Stmt {
-    /// Runs `query` (built from `self.text`) inside this statement's span; a failure marks the
-    /// span as an error and adds an exception event.
-    async fn run<T>(
-        &self,
-        query: impl Future<Output = Result<T, sqlx::Error>>,
-    ) -> Result<T, sqlx::Error> {
-        let span = crate::telemetry::request_span!(
-            "db.query",
-            otel.name = self.name,
-            otel.kind = "client",
-            db.system.name = "mysql",
-            db.operation.name = self.operation,
-            db.collection.name = self.collection,
-            db.query.text = self.text,
-            otel.status_code = Empty,
-        );
-        let result = query.instrument(span.clone()).await;
-        if let Err(error) = &result {
-            span.record("otel.status_code", "ERROR");
-            // An unnamed event with an `error` field becomes the span's exception event.
-            tracing::debug!(parent: &span, error = %error);
-        }
-        result
-    }
-}
-
-const ACTIVITY_BY_ID: Stmt = stmt!(
-    SELECT activities,
-    "SELECT id, title, starts_at, capacity, status, created_at, updated_at \
-     FROM activities WHERE id = ?"
-);
-const INSERT_ACTIVITY: Stmt = stmt!(
-    INSERT activities,
-    "INSERT INTO activities (title, starts_at, capacity, status) VALUES (?, ?, ?, ?)"
-);
-const RELATED_IDS: Stmt = stmt!(
-    SELECT activities,
-    "SELECT id FROM activities WHERE starts_at >= ? AND id <> ? ORDER BY starts_at, id LIMIT ?"
-);
 const COUNTER: Stmt = stmt!(
     SELECT activities,
     "SELECT reserved_count, version FROM activities WHERE id = ?"
@@ -126,25 +54,6 @@ const CANCEL: Stmt = stmt!(
     UPDATE reservations,
     "UPDATE reservations SET state = 'cancelled', version = version + 1 WHERE id = ?"
 );
-const RUNTIME_SETTING: Stmt = stmt!(
-    SELECT runtime_settings,
-    "SELECT value, updated_at FROM runtime_settings WHERE name = ?"
-);
-// The values are bound twice rather than read back with VALUES(), which MySQL 8.0.20+
-// deprecates and whose replacement (`AS new`) MariaDB does not know.
-const SAVE_RUNTIME_SETTING: Stmt = stmt!(
-    INSERT runtime_settings,
-    "INSERT INTO runtime_settings (name, value, updated_at) VALUES (?, ?, ?) \
-     ON DUPLICATE KEY UPDATE value = ?, updated_at = ?"
-);
-const LOCK_RUNTIME_SETTING: Stmt = stmt!(
-    SELECT runtime_settings,
-    "SELECT value, updated_at FROM runtime_settings WHERE name = ? FOR UPDATE"
-);
-const DELETE_RUNTIME_SETTING: Stmt = stmt!(
-    DELETE runtime_settings,
-    "DELETE FROM runtime_settings WHERE name = ?"
-);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -167,84 +76,6 @@ pub struct WriteOutcome {
     pub reservation: Reservation,
     pub changed: bool,
     pub counter: Versioned<u32>,
-}
-
-pub async fn insert_activity(
-    pool: &MySqlPool,
-    new: &NewActivity,
-) -> Result<ActivityRecord, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let id = INSERT_ACTIVITY
-        .run(
-            sqlx::query(INSERT_ACTIVITY.text)
-                .bind(&new.title)
-                // As DATETIME: sqlx sends a DateTime<Utc> as a TIMESTAMP, which MariaDB turns
-                // into NULL outside 1970..2038-01-19 (a 500 found by the property tests).
-                .bind(new.starts_at.naive_utc())
-                .bind(new.capacity)
-                .bind(new.status.as_str())
-                .execute(&mut *tx),
-        )
-        .await?
-        .last_insert_id();
-    let record = ACTIVITY_BY_ID
-        .run(
-            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
-                .bind(id)
-                .fetch_one(&mut *tx),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(record)
-}
-
-pub async fn activity(
-    pool: &MySqlPool,
-    id: u64,
-) -> Result<Option<(ActivityRecord, u32)>, sqlx::Error> {
-    let Some(record) = ACTIVITY_BY_ID
-        .run(
-            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
-                .bind(id)
-                .fetch_optional(pool),
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let count = counter(pool, id).await?.map_or(0, |c| c.value);
-    Ok(Some((record, count)))
-}
-
-/// The activity and the ids of the next activities by start time: what the page shows beside it.
-pub async fn activity_summary(
-    pool: &MySqlPool,
-    id: u64,
-    related: u32,
-) -> Result<Option<ActivitySummary>, sqlx::Error> {
-    let Some(activity) = ACTIVITY_BY_ID
-        .run(
-            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
-                .bind(id)
-                .fetch_optional(pool),
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let related_ids: Vec<u64> = RELATED_IDS
-        .run(
-            sqlx::query_scalar(RELATED_IDS.text)
-                .bind(activity.starts_at.naive_utc())
-                .bind(id)
-                .bind(related)
-                .fetch_all(pool),
-        )
-        .await?;
-    Ok(Some(ActivitySummary {
-        activity,
-        related_ids,
-    }))
 }
 
 pub async fn counter(pool: &MySqlPool, id: u64) -> Result<Option<Versioned<u32>>, sqlx::Error> {
@@ -488,70 +319,4 @@ pub async fn cancel(
         changed: true,
         counter,
     })
-}
-
-pub async fn ping(pool: &MySqlPool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
-}
-
-/// A runtime setting (`runtime_settings`): its value and when it was chosen.
-pub async fn runtime_setting(
-    pool: &MySqlPool,
-    name: &str,
-) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
-    let row: Option<(String, NaiveDateTime)> = RUNTIME_SETTING
-        .run(
-            sqlx::query_as(RUNTIME_SETTING.text)
-                .bind(name)
-                .fetch_optional(pool),
-        )
-        .await?;
-    Ok(row.map(|(value, at)| (value, at.and_utc())))
-}
-
-/// Creates or replaces a runtime setting, chosen at `at`.
-pub async fn save_runtime_setting(
-    pool: &MySqlPool,
-    name: &str,
-    value: &str,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    // As DATETIME, for the reason given in `insert_activity`.
-    let at = at.naive_utc();
-    SAVE_RUNTIME_SETTING
-        .run(
-            sqlx::query(SAVE_RUNTIME_SETTING.text)
-                .bind(name)
-                .bind(value)
-                .bind(at)
-                .bind(value)
-                .bind(at)
-                .execute(pool),
-        )
-        .await
-        .map(drop)
-}
-
-/// Deletes a runtime setting; the value it had, if any, and when it was chosen.
-pub async fn delete_runtime_setting(
-    pool: &MySqlPool,
-    name: &str,
-) -> Result<Option<(String, DateTime<Utc>)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let row: Option<(String, NaiveDateTime)> = LOCK_RUNTIME_SETTING
-        .run(
-            sqlx::query_as(LOCK_RUNTIME_SETTING.text)
-                .bind(name)
-                .fetch_optional(&mut *tx),
-        )
-        .await?;
-    DELETE_RUNTIME_SETTING
-        .run(
-            sqlx::query(DELETE_RUNTIME_SETTING.text)
-                .bind(name)
-                .execute(&mut *tx),
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(row.map(|(value, at)| (value, at.and_utc())))
 }

@@ -2,32 +2,24 @@
 //!
 //! An incoming W3C `traceparent` becomes the span's parent, so the caller's trace (the load
 //! generator's) continues here and the caller's sampled flag decides (parent-based sampler).
-//! Every response carries the trace back in a `traceparent` naming this server span (its second
-//! field is the trace id, for a log search). One header, not also a bare `x-trace-id`: a second
-//! header value is one more allocation and 46 more bytes on every response, sampled or not.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::RequestSampler;
 use crate::error::ErrorCode;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::telemetry::RequestSampler;
+use crate::telemetry::traceparent::{set_traceparent, traceparent};
 
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
-/// Middleware (`axum::middleware::from_fn_with_state`) to put outside every other layer but
-/// `metrics::track` (which is outermost, to read the trace id the response carries), so that
-/// the span sees the final status, including the quota's 504 and the shed's 503.
+/// Second from the outside, inside only [`super::metrics::track`] (which reads the trace id the
+/// response carries), so that the span sees the final status, including the quota's 504 and the
+/// shed's 503.
 ///
 /// The sampler runs first, before any span exists: an unsampled request (99 % at the default
 /// ratio) gets its ids for the response headers and its log lines and no span at all. Only a
@@ -109,81 +101,4 @@ pub async fn trace_request(
         set_traceparent(&mut response, &span_context);
     }
     response
-}
-
-fn set_traceparent(response: &mut Response, span_context: &SpanContext) {
-    response
-        .headers_mut()
-        .insert(TRACEPARENT, traceparent_value(span_context));
-}
-
-/// The trace id field of a `traceparent` value (`00-{trace id}-...`), unchecked: the caller's
-/// on a request, ours (written by [`traceparent_value`]) on a response.
-pub fn traceparent_trace_id(traceparent: &HeaderValue) -> Option<&str> {
-    traceparent.to_str().ok()?.get(3..35)
-}
-
-/// The caller's context from a W3C `traceparent`, when there is a valid one.
-fn traceparent(headers: &HeaderMap) -> Option<Context> {
-    headers.get(TRACEPARENT)?;
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    parent.span().span_context().is_valid().then_some(parent)
-}
-
-/// `00-{trace id}-{span id}-{flags}`, written in place: no formatting machinery per response.
-fn traceparent_value(sc: &SpanContext) -> HeaderValue {
-    let mut buf = [0_u8; 55];
-    buf[..3].copy_from_slice(b"00-");
-    write_hex(&mut buf[3..35], &sc.trace_id().to_bytes());
-    buf[35] = b'-';
-    write_hex(&mut buf[36..52], &sc.span_id().to_bytes());
-    buf[52] = b'-';
-    write_hex(&mut buf[53..55], &[sc.trace_flags().to_u8()]);
-    HeaderValue::from_bytes(&buf).expect("hex digits and dashes are a valid header value")
-}
-
-fn write_hex(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
-    }
-}
-
-struct HeaderExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
-
-    use super::*;
-
-    #[test]
-    fn traceparent_is_written_as_w3c_says_and_its_trace_id_read_back() {
-        let sc = SpanContext::new(
-            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
-        assert_eq!(
-            traceparent_value(&sc),
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-        );
-        assert_eq!(
-            traceparent_trace_id(&traceparent_value(&sc)),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-    }
 }

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
 use sqlx::MySqlPool;
 
-use crate::cache_slot::ActivityCache;
+use crate::cache::ActivityCache;
 use crate::domain::ActivitySummary;
 use crate::store::mysql;
 
