@@ -1,10 +1,12 @@
 //! Command line and environment: every flag has an env fallback, and `--help` shows them all.
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use leaklab_cache::Mode;
+use serde::Serialize;
 
 /// Share of root traces (requests that arrive without a `traceparent`) that are sampled: the
 /// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
@@ -342,14 +344,57 @@ pub struct ProfilingArgs {
     /// Rule on process CPU (% of one core): MIN,DIFF%,ABS,COOLDOWN — fires when the value is at
     /// least MIN and either reaches ABS or jumps DIFF% above its recent average.
     #[arg(long, env = "ANOMALY_CPU", default_value = "50,50,180,2m")]
-    pub anomaly_cpu: crate::profiling::rule::Rule,
+    pub anomaly_cpu: Rule,
     /// Rule on resident memory (MiB): MIN,DIFF%,ABS,COOLDOWN.
     #[arg(long, env = "ANOMALY_RSS", default_value = "256,30,2048,2m")]
-    pub anomaly_rss: crate::profiling::rule::Rule,
+    pub anomaly_rss: Rule,
     /// Rule on the p99 latency of the last interval (ms): MIN,DIFF%,ABS,COOLDOWN.
     #[arg(long, env = "ANOMALY_P99", default_value = "50,100,250,1m")]
-    pub anomaly_p99: crate::profiling::rule::Rule,
+    pub anomaly_p99: Rule,
     /// Rule on the cache's last sweep pause (ms): MIN,DIFF%,ABS,COOLDOWN.
     #[arg(long, env = "ANOMALY_SWEEP", default_value = "20,100,100,1m")]
-    pub anomaly_sweep: crate::profiling::rule::Rule,
+    pub anomaly_sweep: Rule,
+}
+
+/// An anomaly rule as the `--anomaly-*` flags give it: `MIN,DIFF%,ABS,COOLDOWN`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rule {
+    /// Below this the rule never fires (quiet processes are not anomalous).
+    pub min: f64,
+    /// Fires on a jump of this many percent above the recent average...
+    pub diff_pct: f64,
+    /// ...or at this absolute value, whatever the average.
+    pub abs: f64,
+    #[serde(serialize_with = "secs")]
+    pub cooldown: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// `MIN,DIFF%,ABS,COOLDOWN`, e.g. `50,100,250,1m`.
+impl FromStr for Rule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let [min, diff, abs, cooldown] = parts[..] else {
+            return Err(format!("expected MIN,DIFF%,ABS,COOLDOWN, got {s:?}"));
+        };
+        let number = |v: &str, what: &str| {
+            v.trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| format!("{what} must be a non-negative number, got {v:?}"))
+        };
+        Ok(Rule {
+            min: number(min, "MIN")?,
+            diff_pct: number(diff, "DIFF")?,
+            abs: number(abs, "ABS")?,
+            cooldown: humantime::parse_duration(cooldown)
+                .map_err(|e| format!("COOLDOWN {cooldown:?}: {e}"))?,
+        })
+    }
 }

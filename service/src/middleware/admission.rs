@@ -26,15 +26,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AppError;
-
-/// How the limit is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitPolicy {
-    /// Always `max_in_flight`.
-    Fixed,
-    /// Between `min` and `max_in_flight`, from measured latency (module docs).
-    Adaptive { min: usize, target: Duration },
-}
+pub use crate::state::LimitPolicy;
 
 /// The API's one concurrency limit, shared by its routes.
 pub struct Admission {

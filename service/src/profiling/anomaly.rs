@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::capture::{self, Capture, CaptureCost};
 use super::cpu::{self, Format};
-use super::rule::Rule;
+use crate::config::Rule;
 use super::window::{LatencyWindow, WindowSummary};
 use super::{ProfileError, heap, process};
 use crate::cache::CacheSlot;

@@ -7,7 +7,6 @@ pub mod cpu;
 pub mod heap;
 pub mod memory;
 pub mod process;
-pub mod rule;
 pub mod window;
 
 /// Why a profile could not be taken.

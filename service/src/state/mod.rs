@@ -15,7 +15,7 @@ use crate::profiling::window::LatencyWindow;
 use crate::server::HttpLimits;
 use crate::store::redis::RedisStore;
 
-pub use settings::Settings;
+pub use settings::{LimitPolicy, Settings};
 
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]

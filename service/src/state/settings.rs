@@ -6,10 +6,18 @@ use anyhow::Context;
 
 use crate::cache::SweepPacing;
 use crate::config::{LimitKind, ServeArgs};
-use crate::middleware::admission::LimitPolicy;
 use crate::profiling::anomaly::{self, Signal};
 use crate::server::HttpLimits;
 use crate::telemetry::RequestSampler;
+
+/// How the limit is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Always `max_in_flight`.
+    Fixed,
+    /// Between `min` and `max_in_flight`, from measured latency (`middleware::admission`).
+    Adaptive { min: usize, target: Duration },
+}
 
 /// Settings the request path reads.
 #[derive(Debug, Clone)]
