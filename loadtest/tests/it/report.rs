@@ -97,7 +97,7 @@ fn html_contains_the_series_dips_and_flip() {
 
     let text = csv::windows_csv(&s);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], csv::HEADER);
+    assert_eq!(lines[0], csv::header());
     assert_eq!(lines.len(), 1 + 10 + 1);
     assert!(
         lines[5].starts_with(&format!(
