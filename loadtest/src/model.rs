@@ -2,8 +2,10 @@
 //! asks for ([`Op`]), how it is traced ([`TraceCtx`]), how it is scheduled ([`Job`]) and how it
 //! ended ([`Class`], [`Outcome`]).
 //!
-//! It depends on nothing else in the crate, so [`crate::client`], [`crate::http1`],
-//! [`crate::trace`] and [`crate::verify::record`] can all use it without depending on each other.
+//! It depends on nothing else in the crate: the layers above it (the workers in `client.rs`, the
+//! HTTP/1.1 path in `http1.rs`, trace links in `trace.rs`, `--verify`'s `verify/record.rs`) use
+//! it without depending on each other, and it names none of them, not even in a doc link, so
+//! the dependencies point one way.
 
 use std::time::Duration;
 

@@ -97,7 +97,7 @@ fn html_contains_the_series_dips_and_flip() {
 
     let text = csv::windows_csv(&s);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], csv::HEADER);
+    assert_eq!(lines[0], csv::header());
     assert_eq!(lines.len(), 1 + 10 + 1);
     assert!(
         lines[5].starts_with(&format!(
@@ -109,4 +109,20 @@ fn html_contains_the_series_dips_and_flip() {
     );
     assert!(lines[11].starts_with(&format!("10,{T0},")));
     let _ = report::REPORT_FILE;
+}
+
+#[test]
+fn html_escapes_what_it_splices() {
+    let mut s = crate::synthetic::build(&ten_seconds(), vec![run_info(T0, 10, 1000.0)]);
+    s.verdict.reasons.push("<script>a & \"b\"</script>".into());
+    s.runs[0].target = "http://h/?a=1&b=<2>".into();
+    let page = html::report_html(&s);
+    assert!(page.contains("<li>&lt;script&gt;a &amp; &quot;b&quot;&lt;/script&gt;</li>"));
+    assert!(page.contains("<code>http://h/?a=1&amp;b=&lt;2&gt;</code>"));
+    assert!(!page.contains("<script>a"));
+    assert_eq!(
+        page.matches("<script").count(),
+        1,
+        "only the JSON data block"
+    );
 }
