@@ -28,8 +28,12 @@ def modules(src):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, f), src)
             parts = rel[:-3].split(os.sep)
-            if parts[-1] in ("mod", "lib", "main"):
+            if parts[-1] == "mod" or rel == "lib.rs":
                 parts = parts[:-1]
+            elif rel == "main.rs" and os.path.exists(os.path.join(src, "lib.rs")):
+                continue  # the binary uses the library by its crate name, not `crate::`
+            elif rel == "main.rs":
+                parts = []
             found[tuple(parts)] = rel
     return found
 

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::capture::{self, Capture, CaptureCost};
 use super::cpu::{self, Format};
-use crate::config::Rule;
 use super::window::{LatencyWindow, WindowSummary};
 use super::{ProfileError, heap, process};
 use crate::cache::CacheSlot;
+use crate::config::Rule;
 
 /// Samples kept for the "recent average" a jump is measured against; also how long CPU must have
 /// been busy before a jump counts.

@@ -1,42 +1,46 @@
-//! The process's own CPU time and resident memory, read from /proc (Linux). Elsewhere the
-//! figures are absent and the rules that need them stay quiet.
+//! The process's own CPU time and resident memory. CPU and RSS come from `metrics-process`
+//! (which `/metrics` already uses, and which reads the kernel's clock-tick rate rather than
+//! assume one); the peak-RSS mark and its reset, which it does not offer, from `procfs` on Linux.
+//! Where a figure is absent, the rules that need it stay quiet.
 
 use std::time::Duration;
 
 /// CPU time (user + system) the process has used so far.
 pub fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // The kernel reports clock ticks; USER_HZ is 100 on every Linux platform Rust targets.
-    Some(Duration::from_millis((utime + stime) * 10))
+    metrics_process::collector::collect()
+        .cpu_seconds_total
+        .map(Duration::from_secs_f64)
 }
 
 /// Resident set size in bytes.
 pub fn rss_bytes() -> Option<u64> {
-    status_bytes("VmRSS:")
+    metrics_process::collector::collect().resident_memory_bytes
 }
 
 /// The highest resident set size since the process started or [`reset_peak_rss`].
+#[cfg(target_os = "linux")]
 pub fn peak_rss_bytes() -> Option<u64> {
-    status_bytes("VmHWM:")
+    let status = procfs::process::Process::myself().ok()?.status().ok()?;
+    status.vmhwm.map(|kib| kib * 1024)
 }
 
 /// Sets the kernel's peak-RSS mark to the current RSS (Linux 4.0+), so that the peak of what
 /// follows can be read with [`peak_rss_bytes`]: a profile's symbolization peaks and frees
 /// within a second, between any two samples of the RSS. False where it cannot be reset.
+#[cfg(target_os = "linux")]
 pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+    use procfs::process::{ClearRefs, Process};
+    Process::myself().is_ok_and(|me| me.clear_refs(ClearRefs::PeakRSS).is_ok())
 }
 
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+#[cfg(not(target_os = "linux"))]
+pub fn peak_rss_bytes() -> Option<u64> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn reset_peak_rss() -> bool {
+    false
 }
 
 #[cfg(test)]
