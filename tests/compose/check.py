@@ -144,7 +144,7 @@ def main() -> int:
         sweep = by_name.get("cache.sweep")
         check(sweep is not None and sweep["count"] > 0,
               f"the OTLP stand-in received cache.sweep spans: {sweep and sweep['count']}, longest {sweep and sweep['max_ms']} ms")
-        # Each request that arrives during a sweep waits inside its `cache.get` span (page::lookup
+        # Each request that arrives during a sweep waits inside its `cache.get` span (cache::lookup
         # waits off the runtime's workers): at 1 % sampling a host run kept dozens of them.
         waits = slow_lock_waits(trees_file.read_text())
         check(bool(waits), "a sampled slow trace shows the cache lock wait: "
