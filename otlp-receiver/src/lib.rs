@@ -96,10 +96,10 @@ impl Default for Options {
     }
 }
 
-/// A span as received, with its resource's attributes.
+/// A span as received, with its resource's attributes (shared by the spans of one resource).
 #[derive(Clone, Debug)]
 pub struct ReceivedSpan {
-    pub resource: Attributes,
+    pub resource: Arc<Attributes>,
     pub span: Span,
 }
 
@@ -129,17 +129,17 @@ impl Received {
         let mut kept = Vec::new();
         let mut count = 0;
         for resource_spans in request.resource_spans {
-            let resource = attributes(
+            let resource = Arc::new(attributes(
                 resource_spans
                     .resource
                     .map(|r| r.attributes)
                     .unwrap_or_default(),
-            );
+            ));
             for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
                 count += 1;
                 if self.0.keep_spans {
                     kept.push(ReceivedSpan {
-                        resource: resource.clone(),
+                        resource: Arc::clone(&resource),
                         span,
                     });
                 }
@@ -187,7 +187,7 @@ impl Received {
 
     /// Each kept span's resource attributes, in the order the spans were received.
     pub fn resources(&self) -> Vec<Attributes> {
-        self.lock().iter().map(|r| r.resource.clone()).collect()
+        self.lock().iter().map(|r| (*r.resource).clone()).collect()
     }
 
     /// Spans received so far, kept or not.
