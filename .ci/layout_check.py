@@ -14,7 +14,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CRATES = ["cache", "contract", "service", "loadtest"]
+CRATES = ["cache", "contract", "service", "loadtest", "otlp-receiver"]
 MAX_CIRCLE = 3
 MAX_LINES = 500
 

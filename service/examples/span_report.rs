@@ -9,15 +9,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use leaklab_otlp_receiver::proto::tonic::common::v1::any_value::Value;
+use leaklab_otlp_receiver::proto::tonic::trace::v1::Span;
+use leaklab_otlp_receiver::{Options, Receiver};
 
 /// How many of the slowest request traces to print as trees.
 const SLOWEST: usize = 5;
@@ -35,37 +30,22 @@ struct SpanRecord {
     attributes: Vec<(String, String)>,
 }
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<SpanRecord>>>);
-
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = request
-            .into_inner()
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-            .map(|s| SpanRecord {
-                trace_id: hex(&s.trace_id),
-                span_id: s.span_id,
-                parent: s.parent_span_id,
-                name: s.name,
-                start_ns: s.start_time_unix_nano,
-                duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
-                error: s.status.as_ref().is_some_and(|st| st.code == 2),
-                attributes: s
-                    .attributes
-                    .into_iter()
-                    .filter_map(|kv| Some((kv.key, show(kv.value?.value?))))
-                    .collect(),
-            });
-        self.0.lock().expect("sink poisoned").extend(spans);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+impl From<Span> for SpanRecord {
+    fn from(s: Span) -> Self {
+        SpanRecord {
+            trace_id: hex(&s.trace_id),
+            span_id: s.span_id,
+            parent: s.parent_span_id,
+            name: s.name,
+            start_ns: s.start_time_unix_nano,
+            duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
+            error: s.status.as_ref().is_some_and(|st| st.code == 2),
+            attributes: s
+                .attributes
+                .into_iter()
+                .filter_map(|kv| Some((kv.key, show(kv.value?.value?))))
+                .collect(),
+        }
     }
 }
 
@@ -225,8 +205,7 @@ async fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let sink = Sink::default();
-    let spans = sink.0.clone();
+    let receiver = Receiver::serve(listener, Options::default())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let stop = async move {
         tokio::select! {
@@ -234,14 +213,12 @@ async fn main() -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
     };
-    tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(sink))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            stop,
-        )
-        .await?;
-    let spans = std::mem::take(&mut *spans.lock().expect("sink poisoned"));
+    let received = receiver.run_until(stop).await?;
+    let spans: Vec<SpanRecord> = received
+        .take()
+        .into_iter()
+        .map(|r| SpanRecord::from(r.span))
+        .collect();
     std::fs::write(
         out.join("spans.json"),
         serde_json::to_vec_pretty(&summary(&spans))?,
