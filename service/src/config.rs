@@ -11,7 +11,7 @@ use serde::Serialize;
 /// Share of root traces (requests that arrive without a `traceparent`) that are sampled: the
 /// default of `OTEL_TRACES_SAMPLER_ARG`. Not 1.0: at saturation a sampled page view costs about
 /// 1.6 times the CPU of an unsampled one (recording and exporting its spans), so every percent
-/// sampled costs about a third of a percent of throughput (README, "Tracing overhead"), and the
+/// sampled costs about a third of a percent of throughput (docs/tracing-overhead.md), and the
 /// goal is at most 5 % for all of tracing. The price is paid at the collector: Jaeger's tail
 /// sampling (deploy/jaeger/config.yaml) can only keep a slow or failed trace the service
 /// exported, so it sees this share of the slow root requests. Callers that send a sampled
@@ -106,7 +106,7 @@ pub struct TelemetryArgs {
     pub otel_traces_sampler: SamplerKind,
     /// Ratio of root traces (requests without a `traceparent`) sampled by the `*traceidratio`
     /// samplers; callers that send a `traceparent` decide for themselves. 0.01 by default, so that
-    /// requests without one cost little more than unsampled ones (README, "Sampling").
+    /// requests without one cost little more than unsampled ones (docs/tracing.md, "Sampling").
     #[arg(
         long,
         env = "OTEL_TRACES_SAMPLER_ARG",
@@ -228,7 +228,7 @@ pub struct CacheArgs {
     pub cache_sweep_lookups: u64,
     /// Cache hits to replay into the cache before serving (`0`: none). Time compression: the
     /// leaky list grows as if that many hits had already happened. The default is about 14 hours
-    /// of 1,000 page views/s at 6 lookups each (see README, "Why it dips"): 40.1 M leaked nodes,
+    /// of 1,000 page views/s at 6 lookups each (see docs/default-run.md, "Why it dips"): 40.1 M leaked nodes,
     /// whose sweeps (about 290 ms on the lab's machine) each pass the 250 ms quota.
     #[arg(long, env = "CACHE_PREAGE_HITS", default_value_t = 300_000_000)]
     pub cache_preage_hits: u64,

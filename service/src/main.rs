@@ -7,7 +7,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// see the cache's per-node allocations add up, and on from the start because a leak is found
 /// by what was allocated before anyone looked. Not free: each sample takes a backtrace through
 /// libgcc's DWARF unwinder: about 5 % of a page view's instructions and 6 % of the page
-/// endpoint's throughput (README, "Heap profiling's cost"). `MALLOC_CONF=prof_active:false`
+/// endpoint's throughput (docs/benchmarks.md, "Heap profiling's cost"). `MALLOC_CONF=prof_active:false`
 /// starts the service without it.
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "malloc_conf")]

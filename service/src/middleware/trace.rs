@@ -23,7 +23,7 @@ use crate::telemetry::traceparent::{set_traceparent, traceparent};
 ///
 /// The sampler runs first, before any span exists: an unsampled request (99 % at the default
 /// ratio) gets its ids for the response headers and its log lines and no span at all. Only a
-/// sampled request gets the server span. (What tracing still costs: README, "Tracing overhead".)
+/// sampled request gets the server span. (What tracing still costs: docs/tracing-overhead.md.)
 pub async fn trace_request(
     State(state): State<AppState>,
     request: Request,

@@ -8,15 +8,15 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(doc)]
-use super::filter::{SampledOnly, UnsampledSpansOff};
 use super::sampling::RequestSampler;
 
 /// What the request a task serves knows of its trace. One task-local for both, so that a
 /// request's future swaps one value in and out at each poll, not two.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RequestTrace {
-    /// Whether the trace is sampled: [`SampledOnly`] and [`UnsampledSpansOff`] decide for every
-    /// span made inside the request with one task-local read, not with a walk of the registry.
+    /// Whether the trace is sampled: [`SampledOnly`](super::filter::SampledOnly) and
+    /// [`UnsampledSpansOff`](super::filter::UnsampledSpansOff) decide for every span made inside
+    /// the request with one task-local read, not with a walk of the registry.
     pub(super) sampled: bool,
     /// Whether spans are made at all: yes in a sampled request, and in an unsampled one only when
     /// the log layer takes them. [`request_span!`] reads it before calling into the subscriber.
@@ -93,10 +93,11 @@ pub fn request_spans_off() -> bool {
 
 /// `tracing::info_span!` for a span made while serving a request. Inside an unsampled request
 /// whose spans the log layer does not take, it is `Span::none()` at the cost of one task-local
-/// read. [`UnsampledSpansOff`] would disable the span as well, but only once the dispatcher has
-/// gone through the layers; a page view makes about ten spans, and that walk, plus a field
-/// lookup by name for each `record` on the disabled span, was the part of tracing's cost on an
-/// unsampled request that sat in the `tracing` crates (README, "Tracing overhead").
+/// read. [`UnsampledSpansOff`](super::filter::UnsampledSpansOff) would disable the span as well,
+/// but only once the dispatcher has gone through the layers; a page view makes about ten spans,
+/// and that walk, plus a field lookup by name for each `record` on the disabled span, was the
+/// part of tracing's cost on an unsampled request that sat in the `tracing` crates
+/// (docs/tracing-overhead.md).
 macro_rules! request_span {
     ($($arg:tt)+) => {
         if $crate::telemetry::request_spans_off() {
