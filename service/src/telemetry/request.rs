@@ -7,7 +7,6 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-#[cfg(doc)]
 use super::sampling::RequestSampler;
 
 /// What the request a task serves knows of its trace. One task-local for both, so that a
