@@ -26,7 +26,7 @@ use crate::http1::{Http1Conn, Http1Error, Response, write_request};
 use crate::model::{OpKind, TraceCtx};
 use crate::verify::record::{self, Recorder};
 
-pub use crate::model::{Class, Job, Outcome};
+use crate::model::{Class, Job, Outcome};
 
 /// A plain-HTTP target resolved once at start-up.
 #[derive(Debug, Clone)]

@@ -5,8 +5,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Class, Outcome};
 use crate::util;
 
-pub use crate::model::TraceCtx;
-
 /// Trace id carried by a `traceparent` (version-traceid-spanid-flags) or a bare
 /// 32-hex-digit `x-trace-id`.
 pub fn parse_trace_id(value: &[u8]) -> Option<u128> {
@@ -133,6 +131,7 @@ impl TraceKeeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::TraceCtx;
 
     #[test]
     fn traceparent_round_trips() {

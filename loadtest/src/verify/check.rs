@@ -457,8 +457,8 @@ pub fn check_redis(db: &DbSnapshot, redis: &RedisSnapshot) -> RedisCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::OpKind;
     use crate::verify::record::Unknown;
-    use crate::workload::OpKind;
 
     fn rec(kind: OpKind, activity: u32, user: u32, t: i64, outcome: WriteOutcome) -> WriteRecord {
         WriteRecord {

@@ -53,14 +53,7 @@ pub async fn activity(
     pool: &MySqlPool,
     id: u64,
 ) -> Result<Option<(ActivityRecord, u32)>, sqlx::Error> {
-    let Some(record) = ACTIVITY_BY_ID
-        .run(
-            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
-                .bind(id)
-                .fetch_optional(pool),
-        )
-        .await?
-    else {
+    let Some(record) = find(pool, id).await? else {
         return Ok(None);
     };
     let count = counter(pool, id).await?.map_or(0, |c| c.value);
@@ -73,14 +66,7 @@ pub async fn activity_summary(
     id: u64,
     related: u32,
 ) -> Result<Option<ActivitySummary>, sqlx::Error> {
-    let Some(activity) = ACTIVITY_BY_ID
-        .run(
-            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
-                .bind(id)
-                .fetch_optional(pool),
-        )
-        .await?
-    else {
+    let Some(activity) = find(pool, id).await? else {
         return Ok(None);
     };
     let related_ids: Vec<u64> = RELATED_IDS
@@ -96,4 +82,14 @@ pub async fn activity_summary(
         activity,
         related_ids,
     }))
+}
+
+async fn find(pool: &MySqlPool, id: u64) -> Result<Option<ActivityRecord>, sqlx::Error> {
+    ACTIVITY_BY_ID
+        .run(
+            sqlx::query_as::<_, ActivityRecord>(ACTIVITY_BY_ID.text)
+                .bind(id)
+                .fetch_optional(pool),
+        )
+        .await
 }
