@@ -11,4 +11,4 @@ pub mod reservation;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use redis_keys::RedisKeys;
-pub use reservation::ReservationState;
+pub use reservation::{ReservationAck, ReservationState};

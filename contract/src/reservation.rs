@@ -1,4 +1,5 @@
-//! The wire form of a reservation's state, which the load generator checks against what it sent.
+//! What the load generator reads of a reservation the service returns, to check it against what
+//! it sent.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,4 +43,26 @@ impl TryFrom<String> for ReservationState {
     fn try_from(s: String) -> Result<Self, String> {
         Self::parse(&s).ok_or_else(|| format!("unknown reservation state {s:?}"))
     }
+}
+
+/// The part of a reserve or cancel answer (the service's `Reservation`) that the load generator's
+/// `--verify` checks: which row, in which state, at which version. The service's response has
+/// more fields; a reader of these three ignores them, and a service test deserializes its own
+/// answer into this type, so renaming one of them breaks that test, not a run's verification.
+///
+/// ```
+/// use leaklab_contract::{ReservationAck, ReservationState};
+///
+/// let ack: ReservationAck = serde_json::from_str(
+///     r#"{"id":7,"activity_id":1,"user_id":2,"state":"active","version":3}"#,
+/// )
+/// .unwrap();
+/// assert_eq!((ack.id, ack.state, ack.version), (7, ReservationState::Active, 3));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationAck {
+    pub id: u64,
+    pub state: ReservationState,
+    /// Bumped on every state change.
+    pub version: u64,
 }

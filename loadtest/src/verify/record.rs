@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use leaklab_contract::{ErrorBody, ErrorCode};
+use leaklab_contract::{ErrorBody, ErrorCode, ReservationAck};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Class, Op, OpKind};
@@ -59,14 +59,6 @@ pub struct WriteRecord {
     pub outcome: WriteOutcome,
 }
 
-#[derive(Deserialize)]
-struct AckBody<'a> {
-    id: u64,
-    #[serde(borrow)]
-    state: &'a str,
-    version: u64,
-}
-
 /// Classify one write from the worker's view of it.
 pub fn classify(class: Class, status: u16, sent: bool, body: &[u8]) -> WriteOutcome {
     if !sent {
@@ -74,17 +66,14 @@ pub fn classify(class: Class, status: u16, sent: bool, body: &[u8]) -> WriteOutc
     }
     match class {
         Class::Good if (200..300).contains(&status) => {
-            match serde_json::from_slice::<AckBody>(body)
-                .ok()
-                .and_then(|a| Some((a.id, ReservationState::parse(a.state)?, a.version)))
-            {
-                Some((id, state, version)) => WriteOutcome::Acked {
+            match serde_json::from_slice::<ReservationAck>(body) {
+                Ok(ReservationAck { id, state, version }) => WriteOutcome::Acked {
                     status,
                     id,
                     state,
                     version,
                 },
-                None => WriteOutcome::BadAck { status },
+                Err(_) => WriteOutcome::BadAck { status },
             }
         }
         Class::Good => WriteOutcome::Rejected { status },

@@ -1,5 +1,6 @@
 use std::collections::HashSet;
 
+use leaklab_contract::{ReservationAck, ReservationState};
 use sqlx::MySqlPool;
 
 use crate::helpers::spawn_app;
@@ -52,6 +53,11 @@ async fn cancel_is_idempotent_and_reserve_again_reactivates(pool: MySqlPool) {
     let (status, cancelled) = app.delete(&path).await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["state"], "cancelled");
+    // What the load generator's --verify reads of an answer (leaklab-contract), read from ours.
+    let ack: ReservationAck = serde_json::from_value(cancelled.clone()).expect("a ReservationAck");
+    assert_eq!(ack.id, reserved["id"].as_u64().unwrap());
+    assert_eq!(ack.state, ReservationState::Cancelled);
+    assert_eq!(ack.version, cancelled["version"].as_u64().unwrap());
     let (status, again) = app.delete(&path).await;
     assert_eq!(status, 200);
     assert_eq!(
