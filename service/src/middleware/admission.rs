@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AppError;
-pub use crate::state::LimitPolicy;
+use crate::state::LimitPolicy;
 
 /// The API's one concurrency limit, shared by its routes.
 pub struct Admission {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use reservation_service::middleware::admission::LimitPolicy;
+use reservation_service::state::LimitPolicy;
 use reservation_service::state::Settings;
 use sqlx::MySqlPool;
 

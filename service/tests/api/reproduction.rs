@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Zipf};
 use reservation_service::cache::preage::Preage;
-use reservation_service::middleware::admission::LimitPolicy;
+use reservation_service::state::LimitPolicy;
 use serde_json::Value;
 use sqlx::MySqlPool;
 
