@@ -1,20 +1,25 @@
-//! The process's own CPU time and resident memory. CPU and RSS come from `metrics-process`
-//! (which `/metrics` already uses, and which reads the kernel's clock-tick rate rather than
-//! assume one); the peak-RSS mark and its reset, which it does not offer, from `procfs` on Linux.
-//! Where a figure is absent, the rules that need it stay quiet.
+//! The process's own CPU time and resident memory, and the kernel's peak-RSS mark, read from
+//! /proc through `procfs` (Linux; which also knows the clock-tick rate rather than assume one).
+//! Not through `metrics-process`, which `/metrics` uses: each of its collections also counts the
+//! open file descriptors and reads the limits, work the anomaly profiler's every tick would
+//! repeat for nothing. Elsewhere the figures are absent and the rules that need them stay quiet.
 
 use std::time::Duration;
 
 /// CPU time (user + system) the process has used so far.
+#[cfg(target_os = "linux")]
 pub fn cpu_time() -> Option<Duration> {
-    metrics_process::collector::collect()
-        .cpu_seconds_total
-        .map(Duration::from_secs_f64)
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    Some(Duration::from_secs_f64((stat.utime + stat.stime) as f64 / ticks))
 }
 
 /// Resident set size in bytes.
+#[cfg(target_os = "linux")]
 pub fn rss_bytes() -> Option<u64> {
-    metrics_process::collector::collect().resident_memory_bytes
+    use procfs::WithCurrentSystemInfo;
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    Some(stat.rss_bytes().get())
 }
 
 /// The highest resident set size since the process started or [`reset_peak_rss`].
@@ -31,6 +36,16 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn reset_peak_rss() -> bool {
     use procfs::process::{ClearRefs, Process};
     Process::myself().is_ok_and(|me| me.clear_refs(ClearRefs::PeakRSS).is_ok())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn cpu_time() -> Option<Duration> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn rss_bytes() -> Option<u64> {
+    None
 }
 
 #[cfg(not(target_os = "linux"))]
