@@ -11,7 +11,9 @@ use std::time::Duration;
 pub fn cpu_time() -> Option<Duration> {
     let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
     let ticks = procfs::ticks_per_second() as f64;
-    Some(Duration::from_secs_f64((stat.utime + stat.stime) as f64 / ticks))
+    Some(Duration::from_secs_f64(
+        (stat.utime + stat.stime) as f64 / ticks,
+    ))
 }
 
 /// Resident set size in bytes.
